@@ -1,0 +1,113 @@
+/*
+ * Audit log: this node's hash-chained, signed, replicated record of what it
+ * saw and did (membership changes, registrations, health transitions, calls,
+ * admin operations, business events appended by local services).
+ *
+ * Other subsystems only call hms_audit_emit(): it never blocks and never
+ * fails in a way the caller must handle. The entry is chained in memory at
+ * once (sequence, time, previous hash), then handed to the writer thread,
+ * which frames, writes and fsyncs segment files under DATA_DIR/audit/ and
+ * reports back to the loop through an ev_async. Entries are grouped into
+ * segments sealed (Ed25519 over the head hash) every `seal_entries` entries
+ * or `seal_age_ms` milliseconds. Sealed segments are pulled by R replicas.
+ * Format, storage, durability and replication: docs/audit.md.
+ */
+#ifndef HMS_AGENT_AUDIT_H
+#define HMS_AGENT_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct ev_loop;
+struct hms_audit;
+typedef struct hms_audit hms_audit;
+
+/* Who caused an entry. uid/pid -1 when unknown; name may be NULL (a local
+ * service name, a peer node name, "hmsctl", ...). Pass NULL for the agent
+ * itself. Strings are copied. */
+typedef struct hms_audit_actor {
+    int64_t uid;
+    int64_t pid;
+    const char *name;
+} hms_audit_actor;
+
+/* Entry kinds used by the agent's own subsystems (any printable string up to
+ * HMS_AUDIT_KIND_MAX bytes is accepted). */
+#define HMS_AUDIT_KIND_MAX 64
+#define HMS_AUDIT_REQID_MAX 128
+#define HMS_AUDIT_ACTOR_NAME_MAX 128
+
+/*
+ * Appends one entry to this node's log. Never blocks on I/O.
+ *   kind        e.g. "member.join", "service.register", "health.change",
+ *               "call", "admin.op"; required
+ *   request_id  W3C traceparent or any caller id, or NULL
+ *   actor       who asked, or NULL for the agent itself
+ *   fields      a jansson object (or NULL for none); the reference is
+ *               stolen in every case, also on error
+ * Returns 0, -EINVAL (bad kind, fields not an object, a is NULL), -ENOSPC
+ * (the in-memory backlog is at its limit because the disk keeps failing;
+ * the entry is dropped and counted), or -EIO (the log is marked failed).
+ */
+int hms_audit_emit(struct hms_audit *a, const char *kind, const char *request_id,
+                   const hms_audit_actor *actor, json_t *fields);
+
+/* Completion of a durable append: status 0 once the entry is on disk
+ * (fsynced), or a negative code. seq is the entry's sequence number. */
+typedef void (*hms_audit_done_fn)(void *ctx, int status, uint64_t seq);
+
+/*
+ * Like hms_audit_emit, and reports the entry's sequence number in *seq.
+ * When durable is true, done(ctx, ...) is called from the loop once the
+ * entry is fsynced (or when writing failed); when false, done may be NULL
+ * and is called right away if given. done is never called from inside this
+ * function when it returns an error.
+ */
+int hms_audit_append(struct hms_audit *a, const char *kind, const char *request_id,
+                     const hms_audit_actor *actor, json_t *fields, bool durable,
+                     hms_audit_done_fn done, void *ctx, uint64_t *seq);
+
+typedef struct hms_audit_config {
+    const char *data_dir;     /* the log lives in <data_dir>/audit/ */
+    const uint8_t *node_sk;   /* Ed25519 secret key, 64 bytes (copied, wiped on delete) */
+    const char *node_name;    /* recorded in status output */
+    uint32_t seal_entries;    /* seal after this many entries (0: 4096) */
+    uint32_t seal_age_ms;     /* seal an open segment this old (0: 1000) */
+    uint32_t commit_delay_us; /* group-commit window before fsync (0: none) */
+    bool durable;             /* emit() of admin/business entries waits for fsync */
+    uint32_t replicas;        /* R: copies of every log held by others (0: 3) */
+    uint64_t retain_age_s;    /* keep sealed segments locally at least this long (0: forever) */
+    uint64_t retain_bytes;    /* ... or until the log is bigger than this (0: no limit) */
+    uint32_t backlog_max;     /* entries kept in memory while the disk fails (0: 1<<20) */
+} hms_audit_config;
+
+/*
+ * Opens (creating if needed) the log under cfg->data_dir: recovers a torn
+ * tail of the open segment (truncated, logged), verifies every stored
+ * segment (own log and replicas: chain, frames, seals). On failure returns a
+ * negative code and writes a message naming the file and offset into err.
+ */
+int hms_audit_new(struct ev_loop *loop, const hms_audit_config *cfg, hms_audit **out, char *err,
+                  size_t errlen);
+
+/* Seals the open segment, flushes, stops the writer thread, frees. */
+void hms_audit_delete(hms_audit *a);
+
+/* Seals the open segment now (if it has entries). */
+int hms_audit_seal_now(hms_audit *a);
+
+typedef struct hms_audit_stats {
+    uint64_t next_seq;        /* sequence the next entry gets */
+    uint64_t durable_seq;     /* entries below this are fsynced */
+    uint64_t sealed_segments; /* own segments sealed */
+    uint64_t appended, dropped, write_errors, fsyncs;
+    uint64_t replica_segments, replica_refused, forks;
+    bool failed; /* the disk failed; entries are kept in memory and retried */
+} hms_audit_stats;
+
+void hms_audit_get_stats(const hms_audit *a, hms_audit_stats *out);
+
+#endif
