@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Cluster benchmark: HMS-SYS agents beside HashiCorp Serf, same machine, same run.
+
+For each system and each cluster size N it starts N agents on the loopback of a
+private network namespace (so the UDP counters of /proc/net/snmp count only
+the agents), then measures:
+
+  converge_s    from the first launch until every agent has seen N members
+  detect_med_s  kill -9 of one agent until each other agent declares it
+  detect_max_s  failed (dead): median and max over the observers
+  false_deaths  failure events about any other agent during the run
+  rss_mib       resident memory per agent (median)
+  pss_mib       proportional set size per agent: shared library pages divided
+                among the processes that map them (median)
+  cpu_pct       CPU per agent over a steady window (percent of one core)
+  udp_pps       UDP datagrams sent per agent per second over that window
+
+Event times come from each agent's own log lines, stamped on arrival by
+`ts` (moreutils) so both systems are timed the same way. Serf runs its LAN
+profile; HMS-SYS runs the profile given (default lan), with certificates and
+sealed packets as always.
+
+Usage: bench_cluster.py --bin BUILD_DIR [--sizes 16,64,128] [--systems hms,serf]
+                        [--profile lan] [--window 20] [--serf-encrypt]
+Prints a markdown table and writes JSON results with --json FILE.
+"""
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def udp_out():
+    with open("/proc/net/snmp") as f:
+        lines = [l.split() for l in f if l.startswith("Udp:")]
+    hdr, val = lines[0], lines[1]
+    return int(val[hdr.index("OutDatagrams")])
+
+
+def proc_stat(pid):
+    """(utime+stime in clock ticks, rss KiB, pss KiB) of pid, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        ticks = int(parts[11]) + int(parts[12])
+        with open(f"/proc/{pid}/status") as f:
+            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            pss = next(int(l.split()[1]) for l in f if l.startswith("Pss:"))
+        return ticks, rss, pss
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+
+
+class Cluster:
+    """N agents of one system, each with its log piped through `ts`."""
+
+    def __init__(self, system, n, work, args):
+        self.system, self.n, self.work, self.args = system, n, work, args
+        self.procs = {}  # i -> (agent Popen, ts Popen)
+        self.logs = {}
+        self.launch_t = None
+
+    # -- per-system command lines -------------------------------------------------
+    def name(self, i):
+        return f"n{i}"
+
+    def cmd(self, i):
+        a = self.args
+        if self.system == "serf":
+            c = [
+                "serf", "agent", f"-node={self.name(i)}", f"-bind=127.0.2.{i}:7946",
+                f"-rpc-addr=127.0.2.{i}:7373", "-profile=lan", "-log-level=info",
+            ]
+            if a.serf_key:
+                c.append(f"-encrypt={a.serf_key}")
+            if i > 1:
+                c.append("-join=127.0.2.1:7946")
+            return c
+        d = os.path.join(self.work, f"d{i}")
+        pki = os.path.join(self.work, "pki")
+        c = [
+            os.path.join(a.bin, "hms-agent"), "--node", self.name(i),
+            "--bind", f"127.0.1.{i}:7950", "--data-dir", d,
+            "--socket", os.path.join(self.work, f"s{i}"), "--profile", a.profile,
+            "--ca", os.path.join(pki, "ca.pub"), "--cert", os.path.join(pki, f"{self.name(i)}.cert"),
+            "--node-key", os.path.join(pki, f"{self.name(i)}.key"),
+        ]
+        if i > 1:
+            c += ["--join", "127.0.1.1:7950"]
+        return c
+
+    # Log patterns: (kind, member name) per line, or None.
+    SERF_RE = re.compile(r"EventMember(Join|Failed|Leave): (\S+)")
+    HMS_RE = re.compile(r"member '?([A-Za-z0-9_.-]+)'? (?:is now |is |now |-> ?)?(alive|joined|dead|failed|left|suspect)")
+
+    def parse(self, line):
+        if self.system == "serf":
+            m = self.SERF_RE.search(line)
+            if not m:
+                return None
+            kind = {"Join": "join", "Failed": "dead", "Leave": "left"}[m.group(1)]
+            return kind, m.group(2)
+        m = self.HMS_RE.search(line)
+        if not m:
+            return None
+        kind = {"alive": "join", "joined": "join", "dead": "dead", "failed": "dead",
+                "left": "left", "suspect": "suspect"}[m.group(2)]
+        return kind, m.group(1)
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self):
+        if self.system == "hms":
+            names = ",".join(self.name(i) for i in range(1, self.n + 1))
+            subprocess.run([os.path.join(self.args.bin, "hmsctl"), "ca", "bootstrap", "--names", names,
+                            "--out", os.path.join(self.work, "pki")], check=True,
+                           stdout=subprocess.DEVNULL)
+        self.launch_t = time.time()
+        for i in range(1, self.n + 1):
+            log = os.path.join(self.work, f"log{i}")
+            self.logs[i] = log
+            out = open(log, "w")
+            agent = subprocess.Popen(self.cmd(i), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+            stamp = subprocess.Popen(["ts", "%.s"], stdin=agent.stdout, stdout=out)
+            agent.stdout.close()
+            out.close()
+            self.procs[i] = (agent, stamp)
+            if i == 1:
+                time.sleep(0.5)  # the seed listens before others join
+
+    def events(self, i):
+        """[(t, kind, member)] from agent i's log so far."""
+        ev = []
+        try:
+            with open(self.logs[i], errors="replace") as f:
+                for line in f:
+                    t, _, rest = line.partition(" ")
+                    p = self.parse(rest)
+                    if p:
+                        try:
+                            ev.append((float(t), p[0], p[1]))
+                        except ValueError:
+                            pass
+        except OSError:
+            pass
+        return ev
+
+    def kill(self, i):
+        agent, _ = self.procs[i]
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+
+    def stop(self):
+        for agent, stamp in self.procs.values():
+            if agent.poll() is None:
+                agent.send_signal(signal.SIGKILL)
+        for agent, stamp in self.procs.values():
+            agent.wait()
+            try:
+                stamp.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                stamp.kill()
+                stamp.wait()
+
+
+def converged_at(cl, deadline):
+    """Time when every agent had seen all N members joined (None if not by deadline)."""
+    names = {cl.name(i) for i in range(1, cl.n + 1)}
+    while time.time() < deadline:
+        times = []
+        for i in range(1, cl.n + 1):
+            seen = {}
+            for t, kind, m in cl.events(i):
+                if kind == "join" and m not in seen:
+                    seen[m] = t
+            seen.setdefault(cl.name(i), cl.launch_t)  # an agent knows itself
+            if not names <= set(seen):
+                break
+            times.append(max(seen[m] for m in names))
+        else:
+            # HMS logs each member once; serf logs its own join too. Either way the
+            # last distinct join is the moment this agent knew everyone.
+            return max(times)
+        time.sleep(0.5)
+    return None
+
+
+def measure(system, n, args):
+    work = tempfile.mkdtemp(prefix=f"hmsbench-{system}-{n}-")
+    cl = Cluster(system, n, work, args)
+    res = {"system": system, "n": n}
+    try:
+        cl.start()
+        t_conv = converged_at(cl, time.time() + args.converge_timeout)
+        res["converge_s"] = round(t_conv - cl.launch_t, 2) if t_conv else None
+        if t_conv is None:
+            res["error"] = "did not converge"
+            return res
+        time.sleep(args.settle)
+        # steady window: CPU, RSS, UDP datagrams
+        pids = [a.pid for a, _ in cl.procs.values()]
+        s0 = {p: proc_stat(p) for p in pids}
+        u0, w0 = udp_out(), time.time()
+        time.sleep(args.window)
+        s1 = {p: proc_stat(p) for p in pids}
+        u1, w1 = udp_out(), time.time()
+        hz = os.sysconf("SC_CLK_TCK")
+        cpu = [(s1[p][0] - s0[p][0]) / hz / (w1 - w0) * 100 for p in pids if s0[p] and s1[p]]
+        rss = [s1[p][1] / 1024 for p in pids if s1[p]]
+        res["cpu_pct"] = round(statistics.median(cpu), 2)
+        res["rss_mib"] = round(statistics.median(rss), 2)
+        res["pss_mib"] = round(statistics.median([s1[p][2] / 1024 for p in pids if s1[p]]), 2)
+        res["udp_pps"] = round((u1 - u0) / (w1 - w0) / n, 2)
+        # failure detection
+        victim = n
+        vname = cl.name(victim)
+        t_kill = time.time()
+        cl.kill(victim)
+        deadline = t_kill + args.detect_timeout
+        det = {}
+        while time.time() < deadline and len(det) < n - 1:
+            time.sleep(0.25)
+            for i in range(1, n):
+                if i in det:
+                    continue
+                for t, kind, m in cl.events(i):
+                    if m == vname and kind == "dead" and t >= t_kill:
+                        det[i] = t - t_kill
+                        break
+        if det:
+            res["detect_med_s"] = round(statistics.median(det.values()), 2)
+            res["detect_max_s"] = round(max(det.values()), 2) if len(det) == n - 1 else None
+        res["detected_by"] = f"{len(det)}/{n - 1}"
+        false = 0
+        for i in range(1, n):
+            false += sum(1 for _, kind, m in cl.events(i) if kind == "dead" and m != vname)
+        res["false_deaths"] = false
+        return res
+    finally:
+        cl.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            res["work"] = work
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--sizes", default="16,64,128")
+    ap.add_argument("--systems", default="hms,serf")
+    ap.add_argument("--profile", default="lan")
+    ap.add_argument("--window", type=float, default=20)
+    ap.add_argument("--settle", type=float, default=5)
+    ap.add_argument("--converge-timeout", type=float, default=120)
+    ap.add_argument("--detect-timeout", type=float, default=60)
+    ap.add_argument("--serf-encrypt", action="store_true")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    args.serf_key = base64.b64encode(os.urandom(32)).decode() if args.serf_encrypt else None
+    results = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        for system in args.systems.split(","):
+            r = measure(system, n, args)
+            print(json.dumps(r), file=sys.stderr, flush=True)
+            results.append(r)
+    cols = ["system", "n", "converge_s", "detect_med_s", "detect_max_s", "detected_by",
+            "false_deaths", "rss_mib", "pss_mib", "cpu_pct", "udp_pps"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in results:
+        print("| " + " | ".join(str(r.get(c, "-")) for c in cols) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
