@@ -6,8 +6,11 @@
  *
  * Usage: hms_noise_init, then alternately write/read handshake messages until
  * hms_noise_done(); then hms_noise_encrypt/decrypt for transport messages.
- * Every function returns 0 or a negative errno-style code; on error the state
- * is poisoned (further calls fail) and secrets are wiped by hms_noise_wipe.
+ * Every function returns 0 or a negative errno-style code. Argument errors
+ * (-EINVAL, -ENOBUFS for a short output buffer, -EPROTO for a call out of
+ * turn) change nothing. Any other error (-EBADMSG: bad tag, bad length or a
+ * low-order DH key; -EOVERFLOW: nonce exhausted) poisons the state: every
+ * secret is wiped and every later call fails.
  */
 #ifndef HMS_NET_NOISE_H
 #define HMS_NET_NOISE_H
@@ -31,7 +34,10 @@ typedef struct hms_noise_keys {
     size_t prologue_len;
 } hms_noise_keys;
 
-/* pattern: "XX", "IK", "NN", ... (Noise_<pattern>_25519_ChaChaPoly_BLAKE2b). */
+/* pattern: "XX", "IK", "NN", ... (Noise_<pattern>_25519_ChaChaPoly_BLAKE2b).
+ * Keys are copied. Returns NULL with errno EINVAL for an unknown pattern or
+ * when a key the pattern needs is missing (s when we send it or the peer
+ * knows it in advance; rs when we know the peer's key in advance). */
 hms_noise *hms_noise_new(const char *pattern, bool initiator, const hms_noise_keys *keys);
 void hms_noise_delete(hms_noise *n); /* wipes every secret */
 
@@ -44,7 +50,8 @@ bool hms_noise_done(const hms_noise *n);
 bool hms_noise_my_turn(const hms_noise *n); /* true when the next handshake step is a write */
 /* Remote static public key (X25519) once received; NULL before. */
 const uint8_t *hms_noise_remote_static(const hms_noise *n);
-const uint8_t *hms_noise_handshake_hash(const hms_noise *n); /* HASHLEN bytes */
+const uint8_t *hms_noise_handshake_hash(const hms_noise *n); /* HASHLEN bytes, once done */
+bool hms_noise_failed(const hms_noise *n); /* poisoned by an earlier error */
 
 /* Transport (after done): encrypt with the sending CipherState, decrypt with
  * the receiving one. out_cap >= len + HMS_NOISE_TAG for encrypt. */
