@@ -13,6 +13,11 @@
 #include <stdint.h>
 
 #define HMS_SEAL_OVERHEAD 96 /* upper bound of header + tag bytes */
+#define HMS_SEAL_HEADER_LEN 57 /* version, sender key, receiver id, epoch, counter */
+#define HMS_SEAL_TAG_LEN 16
+#define HMS_SEAL_ID_LEN 8
+#define HMS_SEAL_MAX_PLAINTEXT 65535
+#define HMS_SEAL_CACHE_MAX 4096 /* peers whose keys and replay windows are kept (LRU) */
 
 typedef enum hms_seal_result {
     HMS_SEAL_OK = 0,
@@ -45,11 +50,25 @@ int hms_seal(hms_sealer *s, const uint8_t peer_pk[32], const uint8_t *pt, size_t
              size_t out_cap, size_t *out_len);
 
 /* Opens a packet: on HMS_SEAL_OK the plaintext is in out and the sender's
- * Ed25519 key in sender_pk. Any other result: nothing is trusted. */
+ * Ed25519 key in sender_pk. Any other result: nothing is trusted, nothing is
+ * written to sender_pk, and the replay window is unchanged. An out buffer
+ * shorter than len - HMS_SEAL_HEADER_LEN - HMS_SEAL_TAG_LEN gives
+ * HMS_SEAL_MALFORMED. The peer check runs on every packet, so a revocation
+ * takes effect on the next packet. */
 int hms_open(hms_sealer *s, const uint8_t *pkt, size_t len, uint8_t *out, size_t out_cap,
              size_t *out_len, uint8_t sender_pk[32]);
 
 /* Forgets a peer's derived key and replay window (revoked or reaped). */
 void hms_sealer_forget(hms_sealer *s, const uint8_t peer_pk[32]);
+
+/* Number of peers in the key cache (for stats). */
+size_t hms_sealer_cached(const hms_sealer *s);
+
+/* The receiver id carried in the header for an Ed25519 key. */
+void hms_seal_key_id(const uint8_t ed_pk[32], uint8_t id[HMS_SEAL_ID_LEN]);
+
+/* The claimed (unauthenticated) sender key of a packet, for logs and
+ * counters only: HMS_SEAL_OK or HMS_SEAL_MALFORMED. */
+int hms_seal_peek_sender(const uint8_t *pkt, size_t len, uint8_t sender_pk[32]);
 
 #endif
