@@ -39,6 +39,7 @@ const char *hms_socket_path(const hms_client *c);
 /* A reply. Owns the decoded message; free with hms_reply_destroy. */
 typedef struct hms_reply {
     msgpack_unpacked msg;
+    uint8_t *raw; /* the frame payload the message points into */
     const msgpack_object *result; /* the result (nil object when absent); NULL on error */
     bool ok;
     bool more;     /* a stream frame that more will follow */
