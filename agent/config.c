@@ -50,6 +50,7 @@ void hms_config_usage(FILE *f)
             "  --cert FILE            this node's certificate (default DATA_DIR/node.cert)\n"
             "  --node-key FILE        this node's secret key (default DATA_DIR/node.key)\n"
             "  --admin-group GROUP    members of GROUP may run admin operations\n"
+            "  --services-dir DIR     service definition files (*.json), read again on SIGHUP\n"
             "  --help, --version\n",
             HMS_DEFAULT_DATA_DIR, HMS_DEFAULT_SOCKET);
 }
@@ -121,6 +122,9 @@ static int apply(hms_config *c, const char *key, const char *v, char *err, size_
         return set_path(c->data_dir, sizeof(c->data_dir), "--data-dir", v, err, errlen);
     } else if (strcmp(k, "socket") == 0) {
         return set_path(c->socket_path, sizeof(c->socket_path), "--socket path", v, err, errlen);
+    } else if (strcmp(k, "services-dir") == 0) {
+        return set_path(c->services_dir, sizeof(c->services_dir), "--services-dir", v, err,
+                        errlen);
     } else if (strcmp(k, "profile") == 0) {
         if (strlen(v) >= sizeof(c->profile_name) ||
             (strcmp(v, "lan") && strcmp(v, "wan") && strcmp(v, "local"))) {
@@ -245,6 +249,7 @@ static const struct option long_opts[] = {
     {"log-format", required_argument, 0, 0}, {"config", required_argument, 0, 0},
     {"ca", required_argument, 0, 0},         {"cert", required_argument, 0, 0},
     {"node-key", required_argument, 0, 0},   {"admin-group", required_argument, 0, 0},
+    {"services-dir", required_argument, 0, 0},
     {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };

@@ -39,6 +39,7 @@ typedef struct hms_config {
     char admin_group[64];         /* "" for none */
     long admin_gid;               /* resolved; -1 for none */
     char config_file[PATH_MAX];
+    char services_dir[PATH_MAX]; /* service definition files; "" for none */
 } hms_config;
 
 /* Fills *c with the defaults. */
