@@ -697,6 +697,33 @@ fail:
     return rc;
 }
 
+int cat_duration_parse(const char *s, uint32_t *ms)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0 || v != v)
+        return -EINVAL;
+    double mult;
+    if (!*end || !strcmp(end, "s"))
+        mult = 1000;
+    else if (!strcmp(end, "ms"))
+        mult = 1;
+    else if (!strcmp(end, "m"))
+        mult = 60000;
+    else if (!strcmp(end, "h"))
+        mult = 3600000;
+    else
+        return -EINVAL;
+    double r = v * mult;
+    if (r > 86400000.0)
+        return -EINVAL;
+    *ms = (uint32_t)(r + 0.5);
+    return 0;
+}
+
 int cat_meta_encode(uint64_t version, const uint8_t digest[CAT_DIGEST_LEN], uint8_t *buf,
                     size_t cap)
 {

@@ -124,6 +124,11 @@ typedef struct cat_decoded {
 int cat_set_decode(const uint8_t *buf, size_t len, cat_decoded *out);
 void cat_decoded_clear(cat_decoded *d);
 
+/* Durations as people write them: "500ms", "5s", "2m", "1h" (a bare
+ * number is seconds). 0 or -EINVAL; the result is in milliseconds, at most
+ * one day. */
+int cat_duration_parse(const char *s, uint32_t *ms);
+
 /* Member metadata record. encode: buf of CAT_META_RECORD_MAX; returns the
  * length or a negative code. decode: 0 or -EBADMSG. */
 int cat_meta_encode(uint64_t version, const uint8_t digest[CAT_DIGEST_LEN], uint8_t *buf,
