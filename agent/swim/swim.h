@@ -175,7 +175,10 @@ typedef struct swim_output {
 /* Next output, or false when there is none. */
 bool swim_poll(swim_t *s, swim_output *out);
 
-/* Queries. Indexes are stable only until the next call that changes state. */
+/* Queries. The table includes this node itself (swim_self). Indexes are
+ * stable only until the next call that changes state; a returned pointer
+ * stays valid until its member is reaped (or the core deleted) and shows the
+ * member's state as of the query. */
 size_t swim_member_count(const swim_t *s);
 const swim_member_info *swim_member_at(const swim_t *s, size_t i);
 const swim_member_info *swim_member_find(const swim_t *s, const char *name);
@@ -193,5 +196,17 @@ typedef struct swim_stats {
 } swim_stats;
 
 void swim_get_stats(const swim_t *s, swim_stats *out);
+
+/* Protocol arithmetic, exposed for tests and tools. n is the number of
+ * members believed alive or suspect, this node included. */
+hms_time swim_suspicion_min(const swim_profile *p, size_t n);
+hms_time swim_suspicion_max(const swim_profile *p, size_t n);
+/* Lifeguard: the suspicion timeout once `confirmations` independent
+ * accusers out of `expected` were heard (memberlist's suspicion.go). */
+hms_time swim_suspicion_timeout(uint32_t confirmations, uint32_t expected, hms_time min,
+                                hms_time max);
+uint32_t swim_retransmit_limit(const swim_profile *p, size_t n);
+/* Current deadline of the suspicion timer on `name`, 0 if not suspect. */
+hms_time swim_suspicion_deadline(const swim_t *s, const char *name);
 
 #endif

@@ -1,0 +1,1998 @@
+/*
+ * The membership core: member table, probing, suspicion, dissemination,
+ * push-pull merges and leave, as a deterministic state machine (see swim.h).
+ * Time comes in as arguments, randomness from a xoshiro256** generator seeded
+ * by the configuration, and every effect leaves through the output queue
+ * drained by swim_poll(). No syscalls, no event loop.
+ *
+ * Member state machine. Every change of {incarnation, status} goes through
+ * set_state(); i is the member's incarnation, i' the message's.
+ *
+ *                    alive(i' > i) [refutation, rejoin]
+ *        +------------------------------------------------------+
+ *        v                                                      |
+ *   +---------+  suspect(i' >= i) or own probe failed   +---------+
+ *   |  ALIVE  | --------------------------------------> | SUSPECT |
+ *   +---------+                                         +---------+
+ *     |     |                                             |    |
+ *     |     | dead(i' >= i) / expel                       |    | suspicion timer
+ *     |     v                                             |    v (dynamic timeout)
+ *     |   +---------+ <-----------------------------------+  +---------+
+ *     |   |  DEAD   | <--------------------------------------|  DEAD   |
+ *     |   +---------+                                        +---------+
+ *     | leave(i' >= i)  (also from SUSPECT and DEAD)
+ *     v
+ *   +---------+     DEAD and LEFT: alive(i' > i) -> ALIVE (rejoin);
+ *   |  LEFT   |     after reconnect_timeout -> reaped (removed, SWIM_EV_REAPED)
+ *   +---------+
+ *
+ * Invariants: self is always in the table, ALIVE or LEFT; a SUSPECT member
+ * has exactly one suspicion timer, no other member has one; a member with a
+ * queued update has exactly one queue entry (newer updates replace it).
+ *
+ * Identity: a name is bound to a key. An alive message for a name held by an
+ * ALIVE or SUSPECT member under another key is refused (SWIM_EV_CONFLICT).
+ * A DEAD or LEFT record may be taken over by a new key (a re-issued node
+ * certificate), whatever its incarnation; suspect, dead and leave messages
+ * carry the key and are ignored unless it matches, so stale accusations of
+ * the old key cannot hurt the new holder.
+ */
+#include "agent/swim/swim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/gossip.h"
+
+_Static_assert(SWIM_NAME_MAX == GOSSIP_NAME_MAX, "name bound differs from the wire");
+_Static_assert(SWIM_META_MAX == GOSSIP_META_MAX, "meta bound differs from the wire");
+_Static_assert(SWIM_CERT_MAX == GOSSIP_CERT_MAX, "cert bound differs from the wire");
+_Static_assert(SWIM_USER_MAX == GOSSIP_USER_MAX, "user bound differs from the wire");
+_Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire");
+
+#define SUSPICION_K 3      /* independent confirmations expected (capped at n - 2) */
+#define INDIRECT_MAX 8     /* bound on profile.indirect_checks */
+#define RELAY_SLOTS 64     /* ping-reqs we relay at once; more are dropped */
+#define PP_PENDING_MAX 64  /* push-pulls in flight; the oldest is forgotten */
+#define BC_BUCKETS 64      /* retransmit counts tracked; limits above are capped */
+#define BC_MAX 8192        /* queued updates; the most-sent is dropped beyond */
+#define USEQ_MAX 16        /* user broadcast kinds remembered per origin */
+#define SEEDS_MAX 64
+#define MSG_SCRATCH 64
+
+/* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+static uint64_t rng_next(rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+static uint64_t rng_below(rng *r, uint64_t n)
+{
+    return n ? rng_next(r) % n : 0;
+}
+
+/* ---- types --------------------------------------------------------------- */
+
+struct member;
+
+typedef enum bc_kind { BC_MEMBER = 1, BC_USER = 2 } bc_kind;
+
+typedef struct bcast {
+    struct bcast *prev, *next;
+    uint32_t transmits;
+    uint8_t kind;
+    struct member *m; /* BC_MEMBER: the subject */
+    char origin[SWIM_NAME_MAX + 1];
+    uint8_t user_kind;
+    uint16_t len;
+    uint8_t data[];
+} bcast;
+
+typedef struct suspicion {
+    hms_time start, min, max, deadline;
+    uint32_t k, n;
+    uint64_t accusers[SUSPICION_K + 1]; /* name hashes: the first and confirmers */
+} suspicion;
+
+typedef struct useq {
+    uint8_t kind;
+    uint64_t seq;
+} useq;
+
+typedef struct member {
+    char name[SWIM_NAME_MAX + 1];
+    uint8_t key[SWIM_KEY_LEN];
+    hms_addr addr;
+    uint64_t inc;
+    swim_status status;
+    hms_time since;
+    uint16_t meta_len, cert_len;
+    uint8_t *meta, *cert;
+    uint32_t idx; /* in s->members */
+    bool expelled;
+    uint8_t nuseq;
+    useq *useqs;
+    bcast *bc;
+    suspicion *susp;
+    swim_member_info *view;
+} member;
+
+typedef struct relay {
+    bool used, nacked, want_nack;
+    uint32_t our_seq, their_seq;
+    uint8_t target_key[SWIM_KEY_LEN];
+    uint8_t req_key[SWIM_KEY_LEN];
+    hms_addr req_addr;
+    hms_time nack_at, expire_at;
+} relay;
+
+typedef enum pp_kind { PP_PERIODIC = 1, PP_SEED = 2, PP_RECONNECT = 3 } pp_kind;
+
+typedef struct pp_pending {
+    uint64_t token;
+    uint8_t kind;
+    int seed; /* index in s->seeds for PP_SEED */
+} pp_pending;
+
+typedef struct seed {
+    hms_addr addr;
+    bool key_known;
+    uint8_t key[SWIM_KEY_LEN];
+    hms_time next_at;
+    hms_time backoff;
+    bool pending;
+} seed;
+
+typedef struct outq_item {
+    swim_output o;
+    uint8_t *buf;
+    swim_member_info *info;
+} outq_item;
+
+typedef struct htab {
+    member **slot;
+    size_t cap; /* power of two, or 0 */
+} htab;
+
+struct swim {
+    swim_profile p;
+    rng r;
+    member *self;
+    member **members;
+    size_t nmembers, members_cap;
+    htab by_name, by_key;
+    size_t counts[4]; /* members per status, self included */
+
+    int (*admit)(void *ctx, const swim_member_info *m);
+    void *admit_ctx;
+
+    /* probing */
+    member **plist;
+    size_t plen, pcap, pidx;
+    hms_time next_probe;
+    struct {
+        bool active, acked, indirect_sent;
+        member *target;
+        uint32_t seq;
+        hms_time start, timeout_at, end_at;
+        uint32_t nrelays, nacks;
+        uint8_t relay_keys[INDIRECT_MAX][SWIM_KEY_LEN];
+    } probe;
+    uint32_t seq;
+    uint32_t awareness;
+    relay relays[RELAY_SLOTS];
+
+    /* dissemination */
+    bcast *bhead[BC_BUCKETS], *btail[BC_BUCKETS];
+    size_t bcount;
+    hms_time next_gossip;
+    uint64_t user_seq;
+
+    /* anti-entropy, seeds and reconnects */
+    hms_time next_pushpull, next_reconnect;
+    uint64_t next_token;
+    pp_pending pp[PP_PENDING_MAX];
+    size_t npp;
+    seed seeds[SEEDS_MAX];
+    size_t nseeds;
+    uint8_t *pp_reply; /* the last served reply, freed at the next call */
+
+    /* leave */
+    bool leaving;
+    hms_time leave_at;
+    bool leave_done;
+
+    /* output */
+    outq_item *outq;
+    size_t outq_len, outq_cap, outq_head;
+
+    member **suspects; /* members with a suspicion timer */
+    size_t nsuspects, suspects_cap;
+
+    gossip_msg *msgs; /* decode scratch */
+    uint8_t *pkt;     /* profile.mtu bytes */
+    swim_stats st;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_name(const char *name)
+{
+    return hash_bytes(name, strlen(name));
+}
+
+static bool key_eq(const uint8_t *a, const uint8_t *b)
+{
+    return memcmp(a, b, SWIM_KEY_LEN) == 0; /* public keys: not secret */
+}
+
+static hms_time scaled(const swim_t *s, uint32_t ms)
+{
+    return HMS_MS(ms) * (hms_time)(s->awareness + 1);
+}
+
+static size_t cluster_n(const swim_t *s)
+{
+    return s->counts[SWIM_ALIVE] + s->counts[SWIM_SUSPECT];
+}
+
+const char *swim_status_name(swim_status st)
+{
+    switch (st) {
+    case SWIM_ALIVE: return "alive";
+    case SWIM_SUSPECT: return "suspect";
+    case SWIM_DEAD: return "dead";
+    case SWIM_LEFT: return "left";
+    }
+    return "unknown";
+}
+
+/* ---- hash tables (name -> member, key -> member) ------------------------- */
+
+static uint64_t htab_hash(bool by_key, const void *k)
+{
+    return by_key ? hash_bytes(k, SWIM_KEY_LEN) : hash_name(k);
+}
+
+static bool htab_match(bool by_key, const member *m, const void *k)
+{
+    return by_key ? key_eq(m->key, k) : strcmp(m->name, k) == 0;
+}
+
+static member *htab_get(const htab *t, bool by_key, const void *k)
+{
+    if (!t->cap)
+        return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t i = htab_hash(by_key, k) & mask;; i = (i + 1) & mask) {
+        member *m = t->slot[i];
+        if (!m)
+            return NULL;
+        if (htab_match(by_key, m, k))
+            return m;
+    }
+}
+
+static void htab_put_raw(htab *t, bool by_key, member *m)
+{
+    size_t mask = t->cap - 1;
+    size_t i = htab_hash(by_key, by_key ? (const void *)m->key : (const void *)m->name) & mask;
+    while (t->slot[i])
+        i = (i + 1) & mask;
+    t->slot[i] = m;
+}
+
+/* Rebuilds the table for the current member set with room to grow. */
+static int htab_rebuild(swim_t *s, htab *t, bool by_key, size_t need)
+{
+    size_t cap = 16;
+    while (cap < need * 2 + 2)
+        cap *= 2;
+    member **slot = calloc(cap, sizeof(*slot));
+    if (!slot)
+        return -ENOMEM;
+    free(t->slot);
+    t->slot = slot;
+    t->cap = cap;
+    for (size_t i = 0; i < s->nmembers; i++)
+        htab_put_raw(t, by_key, s->members[i]);
+    return 0;
+}
+
+static int htab_reserve(swim_t *s, size_t n)
+{
+    if (s->by_name.cap < n * 2 + 2 && htab_rebuild(s, &s->by_name, false, n) < 0)
+        return -ENOMEM;
+    if (s->by_key.cap < n * 2 + 2 && htab_rebuild(s, &s->by_key, true, n) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* ---- output queue -------------------------------------------------------- */
+
+/* Frees outputs already handed out: their data lives until the next call. */
+static void out_gc(swim_t *s)
+{
+    for (size_t i = 0; i < s->outq_head; i++) {
+        free(s->outq[i].buf);
+        free(s->outq[i].info);
+    }
+    free(s->pp_reply);
+    s->pp_reply = NULL;
+    if (s->outq_head == 0)
+        return;
+    memmove(s->outq, s->outq + s->outq_head, (s->outq_len - s->outq_head) * sizeof(*s->outq));
+    s->outq_len -= s->outq_head;
+    s->outq_head = 0;
+}
+
+static outq_item *out_push(swim_t *s)
+{
+    if (s->outq_len == s->outq_cap) {
+        size_t cap = s->outq_cap ? s->outq_cap * 2 : 64;
+        outq_item *q = realloc(s->outq, cap * sizeof(*q));
+        if (!q)
+            return NULL;
+        s->outq = q;
+        s->outq_cap = cap;
+    }
+    outq_item *it = &s->outq[s->outq_len++];
+    memset(it, 0, sizeof(*it));
+    return it;
+}
+
+static void fill_info(const member *m, swim_member_info *v)
+{
+    memcpy(v->name, m->name, sizeof(v->name));
+    memcpy(v->key, m->key, SWIM_KEY_LEN);
+    v->addr = m->addr;
+    v->incarnation = m->inc;
+    v->status = m->status;
+    v->status_since = m->since;
+    v->meta_len = m->meta_len;
+    if (m->meta_len)
+        memcpy(v->meta, m->meta, m->meta_len);
+    v->cert_len = m->cert_len;
+    if (m->cert_len)
+        memcpy(v->cert, m->cert, m->cert_len);
+}
+
+static void emit_info(swim_t *s, swim_event ev, swim_member_info *info, const uint8_t *data,
+                      size_t len, uint8_t user_kind)
+{
+    outq_item *it = out_push(s);
+    if (!it) {
+        free(info);
+        return;
+    }
+    it->info = info;
+    it->o.kind = SWIM_OUT_EVENT;
+    it->o.event = ev;
+    it->o.member = info;
+    it->o.user_kind = user_kind;
+    if (len) {
+        it->buf = malloc(len);
+        if (it->buf) {
+            memcpy(it->buf, data, len);
+            it->o.data = it->buf;
+            it->o.len = len;
+        }
+    }
+}
+
+static void emit(swim_t *s, swim_event ev, const member *m)
+{
+    swim_member_info *info = malloc(sizeof(*info));
+    if (!info)
+        return;
+    fill_info(m, info);
+    emit_info(s, ev, info, NULL, 0, 0);
+}
+
+static void emit_udp(swim_t *s, const hms_addr *to, const uint8_t *key, const uint8_t *pkt,
+                     size_t len)
+{
+    outq_item *it = out_push(s);
+    if (!it)
+        return;
+    it->buf = malloc(len);
+    if (!it->buf) {
+        s->outq_len--;
+        return;
+    }
+    memcpy(it->buf, pkt, len);
+    it->o.kind = SWIM_OUT_UDP;
+    it->o.to = *to;
+    memcpy(it->o.to_key, key, SWIM_KEY_LEN);
+    it->o.to_key_known = true;
+    it->o.data = it->buf;
+    it->o.len = len;
+    s->st.packets_out++;
+    s->st.bytes_out += len;
+}
+
+bool swim_poll(swim_t *s, swim_output *out)
+{
+    if (s->outq_head >= s->outq_len)
+        return false;
+    *out = s->outq[s->outq_head++].o;
+    return true;
+}
+
+/* ---- broadcast queue ----------------------------------------------------- */
+
+static void bc_unlink(swim_t *s, bcast *b)
+{
+    uint32_t t = b->transmits < BC_BUCKETS ? b->transmits : BC_BUCKETS - 1;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        s->bhead[t] = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        s->btail[t] = b->prev;
+    b->prev = b->next = NULL;
+}
+
+static void bc_link_head(swim_t *s, bcast *b)
+{
+    uint32_t t = b->transmits < BC_BUCKETS ? b->transmits : BC_BUCKETS - 1;
+    b->prev = NULL;
+    b->next = s->bhead[t];
+    if (s->bhead[t])
+        s->bhead[t]->prev = b;
+    else
+        s->btail[t] = b;
+    s->bhead[t] = b;
+}
+
+static void bc_free(swim_t *s, bcast *b)
+{
+    bc_unlink(s, b);
+    if (b->kind == BC_MEMBER && b->m && b->m->bc == b)
+        b->m->bc = NULL;
+    s->bcount--;
+    free(b);
+}
+
+/* Drops the most-transmitted entry to keep the queue bounded. */
+static void bc_trim(swim_t *s)
+{
+    while (s->bcount > BC_MAX) {
+        for (int t = BC_BUCKETS - 1; t >= 0; t--) {
+            if (s->btail[t]) {
+                bc_free(s, s->btail[t]);
+                break;
+            }
+        }
+    }
+}
+
+static bcast *bc_new(swim_t *s, const gossip_msg *msg)
+{
+    uint8_t tmp[GOSSIP_MSG_MAX_LEN];
+    size_t len;
+    if (gossip_encode_msg(msg, tmp, sizeof(tmp), &len) < 0)
+        return NULL;
+    bcast *b = calloc(1, sizeof(*b) + len);
+    if (!b)
+        return NULL;
+    memcpy(b->data, tmp, len);
+    b->len = (uint16_t)len;
+    return b;
+}
+
+/* Queues an update about m, replacing the one already queued. */
+static void bc_member(swim_t *s, member *m, const gossip_msg *msg)
+{
+    bcast *b = bc_new(s, msg);
+    if (!b)
+        return;
+    if (m->bc)
+        bc_free(s, m->bc);
+    b->kind = BC_MEMBER;
+    b->m = m;
+    m->bc = b;
+    bc_link_head(s, b);
+    s->bcount++;
+    bc_trim(s);
+}
+
+static void bc_user(swim_t *s, const gossip_msg *msg)
+{
+    bcast *b = bc_new(s, msg);
+    if (!b)
+        return;
+    /* A newer broadcast of the same (origin, kind) replaces the older one. */
+    for (int t = 0; t < BC_BUCKETS; t++) {
+        for (bcast *o = s->bhead[t]; o; o = o->next) {
+            if (o->kind == BC_USER && o->user_kind == msg->user_kind &&
+                strcmp(o->origin, msg->name) == 0) {
+                bc_free(s, o);
+                goto done;
+            }
+        }
+    }
+done:
+    b->kind = BC_USER;
+    memcpy(b->origin, msg->name, sizeof(b->origin));
+    b->user_kind = msg->user_kind;
+    bc_link_head(s, b);
+    s->bcount++;
+    bc_trim(s);
+}
+
+/* Appends queued updates to pkt[0..*len) while they fit under the MTU,
+ * least-transmitted first, newest first among equals. Entries that reach the
+ * retransmit limit leave the queue. Returns how many were added. */
+static size_t bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs)
+{
+    uint32_t limit = swim_retransmit_limit(&s->p, cluster_n(s));
+    if (limit >= BC_BUCKETS)
+        limit = BC_BUCKETS - 1;
+    size_t mtu = s->p.mtu;
+    bcast *taken[GOSSIP_MSGS_MAX];
+    size_t ntaken = 0, skipped = 0;
+    /* Entries at or past the limit (after the cluster shrank) are done. */
+    for (uint32_t t = limit; t < BC_BUCKETS; t++)
+        while (s->bhead[t])
+            bc_free(s, s->bhead[t]);
+    for (uint32_t t = 0; t < limit && nmsgs + ntaken < GOSSIP_MSGS_MAX; t++) {
+        for (bcast *b = s->bhead[t]; b && nmsgs + ntaken < GOSSIP_MSGS_MAX; b = b->next) {
+            if (*len + b->len > mtu) {
+                if (mtu - *len < 24 || ++skipped > 32)
+                    goto out;
+                continue;
+            }
+            memcpy(pkt + *len, b->data, b->len);
+            *len += b->len;
+            taken[ntaken++] = b;
+        }
+    }
+out:
+    for (size_t i = 0; i < ntaken; i++) {
+        bcast *b = taken[i];
+        bc_unlink(s, b);
+        b->transmits++;
+        if (b->kind == BC_MEMBER && b->m == s->self && s->leaving &&
+            b->transmits >= limit)
+            s->leave_done = true;
+        if (b->transmits >= limit) {
+            if (b->kind == BC_MEMBER && b->m && b->m->bc == b)
+                b->m->bc = NULL;
+            s->bcount--;
+            free(b);
+        } else {
+            bc_link_head(s, b);
+        }
+    }
+    return ntaken;
+}
+
+/* ---- message builders ---------------------------------------------------- */
+
+static void msg_alive(const member *m, gossip_msg *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->type = GOSSIP_ALIVE;
+    memcpy(g->name, m->name, sizeof(g->name));
+    memcpy(g->key, m->key, SWIM_KEY_LEN);
+    g->addr = m->addr;
+    g->incarnation = m->inc;
+    g->meta = m->meta;
+    g->meta_len = m->meta_len;
+    g->cert = m->cert;
+    g->cert_len = m->cert_len;
+}
+
+static void msg_status(const member *m, uint8_t type, const char *from, gossip_msg *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->type = type;
+    memcpy(g->name, m->name, sizeof(g->name));
+    memcpy(g->key, m->key, SWIM_KEY_LEN);
+    g->incarnation = m->inc;
+    if (from)
+        memcpy(g->from, from, sizeof(g->from));
+}
+
+/* Queues the current record of m as the update others should hear. */
+static void bc_state(swim_t *s, member *m, const char *from)
+{
+    gossip_msg g;
+    switch (m->status) {
+    case SWIM_ALIVE: msg_alive(m, &g); break;
+    case SWIM_SUSPECT: msg_status(m, GOSSIP_SUSPECT, from, &g); break;
+    case SWIM_DEAD: msg_status(m, GOSSIP_DEAD, from, &g); break;
+    case SWIM_LEFT: msg_status(m, GOSSIP_LEAVE, NULL, &g); break;
+    }
+    bc_member(s, m, &g);
+}
+
+/* Sends one packet: the primary messages, then piggybacked updates. */
+static void send_pkt(swim_t *s, const hms_addr *to, const uint8_t *key, const gossip_msg *prim,
+                     size_t nprim)
+{
+    uint8_t *pkt = s->pkt;
+    size_t len = 1;
+    pkt[0] = GOSSIP_VERSION;
+    for (size_t i = 0; i < nprim; i++) {
+        size_t n;
+        if (gossip_encode_msg(&prim[i], pkt + len, s->p.mtu - len, &n) < 0)
+            return;
+        len += n;
+    }
+    size_t added = bc_fill(s, pkt, &len, nprim);
+    if (nprim == 0 && added == 0)
+        return;
+    emit_udp(s, to, key, pkt, len);
+}
+
+/* ---- members ------------------------------------------------------------- */
+
+static void susp_clear(member *m)
+{
+    free(m->susp);
+    m->susp = NULL;
+}
+
+static int set_blob(uint8_t **dst, uint16_t *dlen, const uint8_t *src, size_t len)
+{
+    if (*dlen == len && (len == 0 || memcmp(*dst, src, len) == 0))
+        return 0;
+    uint8_t *p = NULL;
+    if (len) {
+        p = malloc(len);
+        if (!p)
+            return -ENOMEM;
+        memcpy(p, src, len);
+    }
+    free(*dst);
+    *dst = p;
+    *dlen = (uint16_t)len;
+    return 1;
+}
+
+/* Starts the suspicion timer (Lifeguard): max timeout at first, shrinking as
+ * independent accusers confirm. */
+static void susp_start(swim_t *s, member *m, hms_time now, const char *from)
+{
+    susp_clear(m);
+    suspicion *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return;
+    size_t n = cluster_n(s);
+    sp->k = SUSPICION_K;
+    if (n < 2 || n - 2 < sp->k)
+        sp->k = n >= 2 ? (uint32_t)(n - 2) : 0;
+    sp->min = swim_suspicion_min(&s->p, n);
+    sp->max = swim_suspicion_max(&s->p, n);
+    sp->start = now;
+    sp->n = 0;
+    sp->accusers[0] = hash_name(from);
+    sp->deadline = now + swim_suspicion_timeout(0, sp->k, sp->min, sp->max);
+    m->susp = sp;
+}
+
+/* Returns true when `from` is a new independent accuser. */
+static bool susp_confirm(member *m, const char *from)
+{
+    suspicion *sp = m->susp;
+    if (!sp || sp->n >= sp->k)
+        return false;
+    uint64_t h = hash_name(from);
+    for (uint32_t i = 0; i <= sp->n; i++)
+        if (sp->accusers[i] == h)
+            return false;
+    sp->n++;
+    sp->accusers[sp->n] = h;
+    sp->deadline = sp->start + swim_suspicion_timeout(sp->n, sp->k, sp->min, sp->max);
+    return true;
+}
+
+static int suspects_add(swim_t *s, member *m)
+{
+    if (s->nsuspects == s->suspects_cap) {
+        size_t cap = s->suspects_cap ? s->suspects_cap * 2 : 16;
+        member **a = realloc(s->suspects, cap * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        s->suspects = a;
+        s->suspects_cap = cap;
+    }
+    s->suspects[s->nsuspects++] = m;
+    return 0;
+}
+
+static void suspects_del(swim_t *s, member *m)
+{
+    susp_clear(m);
+    for (size_t i = 0; i < s->nsuspects; i++) {
+        if (s->suspects[i] == m) {
+            s->suspects[i] = s->suspects[--s->nsuspects];
+            return;
+        }
+    }
+}
+
+/* The one place a member's {incarnation, status} changes. Keeps the
+ * counters, timers and events in step. */
+static void set_state(swim_t *s, member *m, uint64_t inc, swim_status st, hms_time now,
+                      const char *from)
+{
+    swim_status old = m->status;
+    m->inc = inc;
+    if (old == st)
+        return;
+    s->counts[old]--;
+    s->counts[st]++;
+    m->status = st;
+    m->since = now;
+    if (old == SWIM_SUSPECT)
+        suspects_del(s, m);
+    if (st == SWIM_SUSPECT && suspects_add(s, m) < 0) {
+        /* No room for the timer: treat the accusation as unheard. */
+        s->counts[st]--;
+        s->counts[old]++;
+        m->status = old;
+        return;
+    }
+    switch (st) {
+    case SWIM_ALIVE:
+        emit(s, SWIM_EV_ALIVE, m);
+        break;
+    case SWIM_SUSPECT:
+        s->st.suspicions++;
+        susp_start(s, m, now, from ? from : s->self->name);
+        emit(s, SWIM_EV_SUSPECT, m);
+        break;
+    case SWIM_DEAD:
+        s->st.deaths++;
+        emit(s, SWIM_EV_DEAD, m);
+        break;
+    case SWIM_LEFT:
+        s->st.leaves++;
+        emit(s, SWIM_EV_LEFT, m);
+        break;
+    }
+}
+
+static member *member_add(swim_t *s, const char *name, const uint8_t *key, const hms_addr *addr,
+                          uint64_t inc, hms_time now)
+{
+    if (htab_reserve(s, s->nmembers + 1) < 0)
+        return NULL;
+    if (s->nmembers == s->members_cap) {
+        size_t cap = s->members_cap ? s->members_cap * 2 : 16;
+        member **a = realloc(s->members, cap * sizeof(*a));
+        if (!a)
+            return NULL;
+        s->members = a;
+        s->members_cap = cap;
+    }
+    if (s->plen == s->pcap) {
+        size_t cap = s->pcap ? s->pcap * 2 : 16;
+        member **a = realloc(s->plist, cap * sizeof(*a));
+        if (!a)
+            return NULL;
+        s->plist = a;
+        s->pcap = cap;
+    }
+    member *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    memcpy(m->name, name, strnlen(name, SWIM_NAME_MAX));
+    memcpy(m->key, key, SWIM_KEY_LEN);
+    m->addr = *addr;
+    m->inc = inc;
+    m->status = SWIM_ALIVE;
+    m->since = now;
+    m->idx = (uint32_t)s->nmembers;
+    s->members[s->nmembers++] = m;
+    htab_put_raw(&s->by_name, false, m);
+    htab_put_raw(&s->by_key, true, m);
+    s->counts[SWIM_ALIVE]++;
+    if (s->self) {
+        /* New members go to a random place in the probe order, so the
+         * round-robin bound holds for them too. */
+        size_t pos = rng_below(&s->r, s->plen + 1);
+        memmove(s->plist + pos + 1, s->plist + pos, (s->plen - pos) * sizeof(*s->plist));
+        s->plist[pos] = m;
+        s->plen++;
+        if (pos < s->pidx)
+            s->pidx++;
+    }
+    return m;
+}
+
+static void member_free(member *m)
+{
+    susp_clear(m);
+    free(m->meta);
+    free(m->cert);
+    free(m->useqs);
+    free(m->view);
+    free(m);
+}
+
+static void member_remove(swim_t *s, member *m, hms_time now)
+{
+    emit(s, SWIM_EV_REAPED, m);
+    if (m->bc)
+        bc_free(s, m->bc);
+    if (s->probe.target == m) {
+        s->probe.active = false;
+        s->probe.target = NULL;
+    }
+    for (size_t i = 0; i < s->plen; i++) {
+        if (s->plist[i] == m) {
+            memmove(s->plist + i, s->plist + i + 1, (s->plen - i - 1) * sizeof(*s->plist));
+            s->plen--;
+            if (i < s->pidx)
+                s->pidx--;
+            break;
+        }
+    }
+    if (m->status == SWIM_SUSPECT)
+        suspects_del(s, m);
+    s->counts[m->status]--;
+    size_t i = m->idx;
+    s->members[i] = s->members[--s->nmembers];
+    s->members[i]->idx = (uint32_t)i;
+    htab_rebuild(s, &s->by_name, false, s->nmembers);
+    htab_rebuild(s, &s->by_key, true, s->nmembers);
+    member_free(m);
+    (void)now;
+}
+
+static int admit(swim_t *s, const gossip_msg *g)
+{
+    if (!s->admit)
+        return 0;
+    swim_member_info *info = calloc(1, sizeof(*info));
+    if (!info)
+        return -ENOMEM;
+    memcpy(info->name, g->name, sizeof(info->name));
+    memcpy(info->key, g->key, SWIM_KEY_LEN);
+    info->addr = g->addr;
+    info->incarnation = g->incarnation;
+    info->meta_len = g->meta_len;
+    if (g->meta_len)
+        memcpy(info->meta, g->meta, g->meta_len);
+    info->cert_len = g->cert_len;
+    if (g->cert_len)
+        memcpy(info->cert, g->cert, g->cert_len);
+    int rc = s->admit(s->admit_ctx, info);
+    free(info);
+    return rc;
+}
+
+static void conflict(swim_t *s, const gossip_msg *g)
+{
+    s->st.name_conflicts++;
+    swim_member_info *info = calloc(1, sizeof(*info));
+    if (!info)
+        return;
+    memcpy(info->name, g->name, sizeof(info->name));
+    memcpy(info->key, g->key, SWIM_KEY_LEN);
+    info->addr = g->addr;
+    info->incarnation = g->incarnation;
+    emit_info(s, SWIM_EV_CONFLICT, info, NULL, 0, 0);
+}
+
+/* Our own incarnation rises above `above`; the driver persists it. */
+static void self_bump(swim_t *s, uint64_t above, hms_time now)
+{
+    member *me = s->self;
+    set_state(s, me, (above >= me->inc ? above : me->inc) + 1, me->status, now, NULL);
+    emit(s, SWIM_EV_INCARNATION, me);
+    bc_state(s, me, me->name);
+}
+
+static void awareness_add(swim_t *s, int delta)
+{
+    int64_t v = (int64_t)s->awareness + delta;
+    int64_t max = s->p.awareness_max ? (int64_t)s->p.awareness_max - 1 : 0;
+    if (v < 0)
+        v = 0;
+    if (v > max)
+        v = max;
+    s->awareness = (uint32_t)v;
+}
+
+/* Someone says we are suspect, dead or gone at incarnation inc. */
+static void refute(swim_t *s, uint64_t inc, hms_time now)
+{
+    if (inc < s->self->inc)
+        return;
+    if (s->leaving) {
+        /* Repeat the leave above the accusation instead of coming back. */
+        self_bump(s, inc, now);
+        return;
+    }
+    s->st.refutations++;
+    awareness_add(s, 1);
+    self_bump(s, inc, now);
+}
+
+/* ---- handling of membership messages ------------------------------------ */
+
+static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast)
+{
+    member *m = htab_get(&s->by_name, false, g->name);
+    if (m == s->self) {
+        if (!key_eq(g->key, m->key)) {
+            conflict(s, g);
+            if (g->incarnation >= m->inc && !s->leaving)
+                self_bump(s, g->incarnation, now);
+            return;
+        }
+        bool same = hms_addr_equal(&g->addr, &m->addr) && g->meta_len == m->meta_len &&
+                    (!g->meta_len || memcmp(g->meta, m->meta, g->meta_len) == 0);
+        if (g->incarnation > m->inc || (g->incarnation == m->inc && !same))
+            refute(s, g->incarnation, now);
+        return;
+    }
+    member *holder = htab_get(&s->by_key, true, g->key);
+    if (holder && holder->expelled) {
+        s->st.drop_refused++;
+        return;
+    }
+    if (holder && holder != m) {
+        /* The key already belongs to another name. */
+        if (holder->status == SWIM_ALIVE || holder->status == SWIM_SUSPECT) {
+            conflict(s, g);
+            return;
+        }
+    }
+    if (!m) {
+        if (holder)
+            return; /* the key's old name is dead or left: wait until reaped */
+        if (admit(s, g) < 0) {
+            s->st.drop_refused++;
+            return;
+        }
+        m = member_add(s, g->name, g->key, &g->addr, g->incarnation, now);
+        if (!m)
+            return;
+        set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len);
+        set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len);
+        emit(s, SWIM_EV_JOIN, m);
+        if (rebroadcast)
+            bc_state(s, m, NULL);
+        return;
+    }
+    bool new_key = !key_eq(m->key, g->key);
+    if (new_key) {
+        if (m->status == SWIM_ALIVE || m->status == SWIM_SUSPECT) {
+            conflict(s, g);
+            return;
+        }
+        if (holder)
+            return;
+    } else if (g->incarnation <= m->inc) {
+        return;
+    }
+    bool cert_changed = g->cert_len != m->cert_len ||
+                        (g->cert_len && memcmp(g->cert, m->cert, g->cert_len) != 0);
+    if ((new_key || cert_changed) && admit(s, g) < 0) {
+        s->st.drop_refused++;
+        return;
+    }
+    if (new_key) {
+        memcpy(m->key, g->key, SWIM_KEY_LEN);
+        htab_rebuild(s, &s->by_key, true, s->nmembers);
+        m->nuseq = 0;
+    }
+    bool changed = new_key || !hms_addr_equal(&m->addr, &g->addr);
+    m->addr = g->addr;
+    changed |= set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len) != 0;
+    changed |= set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len) != 0;
+    swim_status old = m->status;
+    set_state(s, m, g->incarnation, SWIM_ALIVE, now, NULL);
+    if (changed && old == SWIM_ALIVE)
+        emit(s, SWIM_EV_UPDATE, m);
+    if (rebroadcast)
+        bc_state(s, m, NULL);
+}
+
+static void on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t inc,
+                       const char *from, hms_time now)
+{
+    member *m = htab_get(&s->by_name, false, name);
+    if (!m || !key_eq(m->key, key))
+        return;
+    if (m == s->self) {
+        refute(s, inc, now);
+        return;
+    }
+    if (inc < m->inc)
+        return;
+    if (m->status == SWIM_SUSPECT) {
+        if (inc > m->inc) {
+            set_state(s, m, inc, SWIM_SUSPECT, now, from);
+            bc_state(s, m, from);
+        }
+        if (susp_confirm(m, from)) {
+            /* Re-gossip so the confirmation reaches the others too. */
+            gossip_msg g;
+            msg_status(m, GOSSIP_SUSPECT, from, &g);
+            bc_member(s, m, &g);
+        }
+        return;
+    }
+    if (m->status != SWIM_ALIVE)
+        return;
+    set_state(s, m, inc, SWIM_SUSPECT, now, from);
+    bc_state(s, m, from);
+}
+
+static void on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t inc,
+                    const char *from, hms_time now, bool leave)
+{
+    member *m = htab_get(&s->by_name, false, name);
+    if (!m || !key_eq(m->key, key))
+        return;
+    if (m == s->self) {
+        if (!s->leaving)
+            refute(s, inc, now);
+        return;
+    }
+    if (inc < m->inc)
+        return;
+    if (leave) {
+        if (m->status == SWIM_LEFT)
+            return;
+    } else if (m->status == SWIM_DEAD || m->status == SWIM_LEFT) {
+        return;
+    }
+    set_state(s, m, inc, leave ? SWIM_LEFT : SWIM_DEAD, now, from);
+    bc_state(s, m, from);
+}
+
+static void on_user(swim_t *s, const gossip_msg *g)
+{
+    member *o = htab_get(&s->by_name, false, g->name);
+    if (!o || o == s->self)
+        return; /* origins must be known members; our own echo is old news */
+    for (uint8_t i = 0; i < o->nuseq; i++) {
+        if (o->useqs[i].kind == g->user_kind) {
+            if (g->user_seq <= o->useqs[i].seq)
+                return;
+            o->useqs[i].seq = g->user_seq;
+            goto fresh;
+        }
+    }
+    if (o->nuseq >= USEQ_MAX)
+        return;
+    useq *u = realloc(o->useqs, (o->nuseq + 1u) * sizeof(*u));
+    if (!u)
+        return;
+    o->useqs = u;
+    u[o->nuseq].kind = g->user_kind;
+    u[o->nuseq].seq = g->user_seq;
+    o->nuseq++;
+fresh:;
+    swim_member_info *info = malloc(sizeof(*info));
+    if (info) {
+        fill_info(o, info);
+        emit_info(s, SWIM_EV_USER, info, g->data, g->data_len, g->user_kind);
+    }
+    bc_user(s, g);
+}
+
+/* ---- probing ------------------------------------------------------------- */
+
+static bool probe_key_is_relay(const swim_t *s, const uint8_t *key)
+{
+    for (uint32_t i = 0; i < s->probe.nrelays; i++)
+        if (key_eq(s->probe.relay_keys[i], key))
+            return true;
+    return false;
+}
+
+static member *next_probe_target(swim_t *s)
+{
+    for (size_t tries = 0; tries < s->plen + 1; tries++) {
+        if (s->pidx >= s->plen) {
+            /* Wrap: a fresh shuffle bounds the gap between two probes of
+             * the same member to two rounds. */
+            for (size_t i = s->plen; i > 1; i--) {
+                size_t j = rng_below(&s->r, i);
+                member *t = s->plist[i - 1];
+                s->plist[i - 1] = s->plist[j];
+                s->plist[j] = t;
+            }
+            s->pidx = 0;
+            if (s->plen == 0)
+                return NULL;
+        }
+        member *m = s->plist[s->pidx++];
+        if (m->status == SWIM_ALIVE || m->status == SWIM_SUSPECT)
+            return m;
+    }
+    return NULL;
+}
+
+static void send_ping(swim_t *s, member *target, uint32_t seq, const hms_addr *to,
+                      const uint8_t *key)
+{
+    gossip_msg g[2];
+    size_t n = 0;
+    /* Buddy system: a suspect hears of it first thing, so it can refute. */
+    if (target && target->status == SWIM_SUSPECT)
+        msg_status(target, GOSSIP_SUSPECT, s->self->name, &g[n++]);
+    memset(&g[n], 0, sizeof(g[n]));
+    g[n].type = GOSSIP_PING;
+    g[n].seq = seq;
+    memcpy(g[n].target_key, key, SWIM_KEY_LEN);
+    n++;
+    send_pkt(s, to, key, g, n);
+}
+
+static void probe_start(swim_t *s, hms_time now)
+{
+    member *t = next_probe_target(s);
+    s->next_probe = now + scaled(s, s->p.probe_interval_ms);
+    if (!t)
+        return;
+    s->probe.active = true;
+    s->probe.acked = false;
+    s->probe.indirect_sent = false;
+    s->probe.target = t;
+    s->probe.seq = ++s->seq;
+    s->probe.start = now;
+    hms_time to = scaled(s, s->p.probe_timeout_ms);
+    hms_time iv = scaled(s, s->p.probe_interval_ms);
+    s->probe.timeout_at = now + (to < iv ? to : iv / 2);
+    s->probe.end_at = now + iv;
+    s->probe.nrelays = 0;
+    s->probe.nacks = 0;
+    s->st.probes++;
+    send_ping(s, t, s->probe.seq, &t->addr, t->key);
+}
+
+static void probe_indirect(swim_t *s)
+{
+    member *t = s->probe.target;
+    uint32_t k = s->p.indirect_checks < INDIRECT_MAX ? s->p.indirect_checks : INDIRECT_MAX;
+    s->probe.indirect_sent = true;
+    /* Pick k distinct alive relays by random draws; bounded attempts. */
+    for (size_t tries = 0; s->probe.nrelays < k && tries < 4 * (size_t)k + 8; tries++) {
+        if (s->nmembers < 3)
+            break;
+        member *r = s->members[rng_below(&s->r, s->nmembers)];
+        if (r == s->self || r == t || r->status != SWIM_ALIVE || probe_key_is_relay(s, r->key))
+            continue;
+        memcpy(s->probe.relay_keys[s->probe.nrelays++], r->key, SWIM_KEY_LEN);
+        gossip_msg g;
+        memset(&g, 0, sizeof(g));
+        g.type = GOSSIP_PING_REQ;
+        g.seq = s->probe.seq;
+        memcpy(g.target_key, t->key, SWIM_KEY_LEN);
+        g.want_nack = true;
+        s->st.indirect_probes++;
+        send_pkt(s, &r->addr, r->key, &g, 1);
+    }
+}
+
+static void probe_finish(swim_t *s, hms_time now)
+{
+    member *t = s->probe.target;
+    s->probe.active = false;
+    if (s->probe.acked || !t)
+        return;
+    /* Lifeguard: missing nacks mean we, not the target, may be the problem. */
+    if (s->probe.nrelays > 0) {
+        if (s->probe.nacks < s->probe.nrelays)
+            awareness_add(s, (int)(s->probe.nrelays - s->probe.nacks));
+    } else {
+        awareness_add(s, 1);
+    }
+    if (s->leaving)
+        return;
+    on_suspect(s, t->name, t->key, t->inc, s->self->name, now);
+}
+
+/* ---- packets ------------------------------------------------------------- */
+
+static relay *relay_by_seq(swim_t *s, uint32_t seq)
+{
+    for (int i = 0; i < RELAY_SLOTS; i++)
+        if (s->relays[i].used && s->relays[i].our_seq == seq)
+            return &s->relays[i];
+    return NULL;
+}
+
+static void send_simple(swim_t *s, uint8_t type, uint32_t seq, const hms_addr *to,
+                        const uint8_t *key)
+{
+    gossip_msg g;
+    memset(&g, 0, sizeof(g));
+    g.type = type;
+    g.seq = seq;
+    send_pkt(s, to, key, &g, 1);
+}
+
+static void on_ping_req(swim_t *s, const gossip_msg *g, hms_time now, const hms_addr *from,
+                        const uint8_t *key)
+{
+    if (!htab_get(&s->by_key, true, key)) {
+        s->st.drop_unknown_sender++;
+        return;
+    }
+    member *t = htab_get(&s->by_key, true, g->target_key);
+    if (!t || t == s->self) {
+        if (g->want_nack)
+            send_simple(s, GOSSIP_NACK, g->seq, from, key);
+        return;
+    }
+    relay *r = NULL;
+    for (int i = 0; i < RELAY_SLOTS; i++) {
+        if (!s->relays[i].used || s->relays[i].expire_at <= now) {
+            r = &s->relays[i];
+            break;
+        }
+    }
+    if (!r) {
+        s->st.drop_refused++;
+        return;
+    }
+    memset(r, 0, sizeof(*r));
+    r->used = true;
+    r->our_seq = ++s->seq;
+    r->their_seq = g->seq;
+    r->want_nack = g->want_nack;
+    memcpy(r->target_key, t->key, SWIM_KEY_LEN);
+    memcpy(r->req_key, key, SWIM_KEY_LEN);
+    r->req_addr = *from;
+    r->nack_at = now + HMS_MS(s->p.probe_timeout_ms);
+    r->expire_at = now + HMS_MS(s->p.probe_interval_ms) * 2;
+    send_ping(s, NULL, r->our_seq, &t->addr, t->key);
+}
+
+static void on_ack(swim_t *s, const gossip_msg *g, bool nack, const uint8_t *key)
+{
+    if (s->probe.active && g->seq == s->probe.seq) {
+        member *t = s->probe.target;
+        bool from_target = t && key_eq(key, t->key);
+        if (!from_target && !probe_key_is_relay(s, key)) {
+            s->st.drop_wrong_target++;
+            return;
+        }
+        if (nack) {
+            if (!from_target)
+                s->probe.nacks++;
+            s->st.nacks++;
+            return;
+        }
+        s->st.acks++;
+        if (!s->probe.acked) {
+            s->probe.acked = true;
+            awareness_add(s, -1);
+        }
+        return;
+    }
+    if (nack)
+        return;
+    relay *r = relay_by_seq(s, g->seq);
+    if (!r)
+        return; /* late ack of a finished probe */
+    if (!key_eq(key, r->target_key)) {
+        s->st.drop_wrong_target++;
+        return;
+    }
+    send_simple(s, GOSSIP_ACK, r->their_seq, &r->req_addr, r->req_key);
+    r->used = false;
+}
+
+void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[SWIM_KEY_LEN],
+               const uint8_t *pkt, size_t len)
+{
+    out_gc(s);
+    s->st.packets_in++;
+    s->st.bytes_in += len;
+    member *sender = htab_get(&s->by_key, true, key);
+    if (sender && sender->expelled) {
+        s->st.drop_refused++;
+        return;
+    }
+    size_t n;
+    if (!from || !pkt || gossip_decode_packet(pkt, len, s->msgs, MSG_SCRATCH, &n) < 0) {
+        s->st.drop_malformed++;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const gossip_msg *g = &s->msgs[i];
+        switch (g->type) {
+        case GOSSIP_PING:
+            if (!key_eq(g->target_key, s->self->key)) {
+                s->st.drop_wrong_target++;
+                break;
+            }
+            send_simple(s, GOSSIP_ACK, g->seq, from, key);
+            break;
+        case GOSSIP_PING_REQ: on_ping_req(s, g, now, from, key); break;
+        case GOSSIP_ACK: on_ack(s, g, false, key); break;
+        case GOSSIP_NACK: on_ack(s, g, true, key); break;
+        case GOSSIP_ALIVE: on_alive(s, g, now, true); break;
+        case GOSSIP_SUSPECT: on_suspect(s, g->name, g->key, g->incarnation, g->from, now); break;
+        case GOSSIP_DEAD: on_dead(s, g->name, g->key, g->incarnation, g->from, now, false); break;
+        case GOSSIP_LEAVE: on_dead(s, g->name, g->key, g->incarnation, g->name, now, true); break;
+        case GOSSIP_USER: on_user(s, g); break;
+        default: break;
+        }
+    }
+}
+
+/* ---- push-pull ----------------------------------------------------------- */
+
+/* Encodes our state into a new buffer (the caller frees it). */
+static int pp_encode(swim_t *s, bool join, uint8_t **out, size_t *out_len)
+{
+    size_t need = 96;
+    for (size_t i = 0; i < s->nmembers; i++) {
+        const member *m = s->members[i];
+        need += 96 + strlen(m->name) + m->meta_len + m->cert_len;
+    }
+    if (need > GOSSIP_PP_BYTES_MAX)
+        need = GOSSIP_PP_BYTES_MAX;
+    uint8_t *buf = malloc(need);
+    if (!buf)
+        return -ENOMEM;
+    gossip_pp_writer w;
+    int rc = gossip_pp_begin(&w, buf, need, join, s->self->name);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    /* Our own record first, so a bounded state always carries it. */
+    for (size_t j = 0; j <= s->nmembers; j++) {
+        member *m = j == 0 ? s->self : s->members[j - 1];
+        if (j > 0 && m == s->self)
+            continue;
+        gossip_member gm;
+        memset(&gm, 0, sizeof(gm));
+        memcpy(gm.name, m->name, sizeof(gm.name));
+        memcpy(gm.key, m->key, SWIM_KEY_LEN);
+        gm.addr = m->addr;
+        gm.incarnation = m->inc;
+        gm.status = (uint8_t)m->status;
+        gm.meta = m->meta;
+        gm.meta_len = m->meta_len;
+        gm.cert = m->cert;
+        gm.cert_len = m->cert_len;
+        if (gossip_pp_add(&w, &gm) < 0)
+            break; /* at the bound: the rest is left to later exchanges */
+    }
+    size_t len;
+    if ((rc = gossip_pp_finish(&w, &len)) < 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* Merges a remote state sent by the peer authenticated as key. A remote
+ * "dead" becomes a suspicion here (the peer may be stale; the member gets a
+ * chance to refute); "left" is taken as is. */
+static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *buf, size_t len,
+                    bool *join)
+{
+    gossip_pp_reader r;
+    char sender[GOSSIP_NAME_MAX + 1];
+    uint32_t count;
+    if (gossip_pp_open(&r, buf, len, join, sender, &count) < 0) {
+        s->st.drop_malformed++;
+        return -EBADMSG;
+    }
+    /* The sender's own record must be in the state, under its key. */
+    gossip_pp_reader chk = r;
+    gossip_member gm;
+    bool found = false;
+    while (gossip_pp_next(&chk, &gm) == 1) {
+        if (strcmp(gm.name, sender) == 0) {
+            found = key_eq(gm.key, key) && gm.status == SWIM_ALIVE;
+            break;
+        }
+    }
+    if (!found) {
+        s->st.drop_wrong_target++;
+        return -EPERM;
+    }
+    member *sm = htab_get(&s->by_key, true, key);
+    if (sm && sm->expelled) {
+        s->st.drop_refused++;
+        return -EPERM;
+    }
+    while (gossip_pp_next(&r, &gm) == 1) {
+        gossip_msg g;
+        memset(&g, 0, sizeof(g));
+        memcpy(g.name, gm.name, sizeof(g.name));
+        memcpy(g.key, gm.key, SWIM_KEY_LEN);
+        g.addr = gm.addr;
+        g.incarnation = gm.incarnation;
+        g.meta = gm.meta;
+        g.meta_len = gm.meta_len;
+        g.cert = gm.cert;
+        g.cert_len = gm.cert_len;
+        switch (gm.status) {
+        case SWIM_ALIVE: g.type = GOSSIP_ALIVE; on_alive(s, &g, now, true); break;
+        case SWIM_SUSPECT:
+        case SWIM_DEAD:
+            /* Unknown members are learned as alive first so the accusation
+             * has a record to attach to. */
+            if (!htab_get(&s->by_name, false, gm.name) && gm.status == SWIM_SUSPECT) {
+                g.type = GOSSIP_ALIVE;
+                on_alive(s, &g, now, false);
+            }
+            on_suspect(s, gm.name, gm.key, gm.incarnation, sender, now);
+            break;
+        case SWIM_LEFT: on_dead(s, gm.name, gm.key, gm.incarnation, gm.name, now, true); break;
+        }
+    }
+    return 0;
+}
+
+static pp_pending *pp_track(swim_t *s, uint8_t kind, int seed_idx)
+{
+    if (s->npp == PP_PENDING_MAX) {
+        /* Forget the oldest: its reply will be ignored. */
+        if (s->pp[0].kind == PP_SEED && s->pp[0].seed >= 0)
+            s->seeds[s->pp[0].seed].pending = false;
+        memmove(s->pp, s->pp + 1, (PP_PENDING_MAX - 1) * sizeof(*s->pp));
+        s->npp--;
+    }
+    pp_pending *p = &s->pp[s->npp++];
+    p->token = ++s->next_token;
+    p->kind = kind;
+    p->seed = seed_idx;
+    return p;
+}
+
+static void pp_start(swim_t *s, const hms_addr *to, const uint8_t *key, bool join, uint8_t kind,
+                     int seed_idx)
+{
+    uint8_t *st;
+    size_t len;
+    if (pp_encode(s, join, &st, &len) < 0)
+        return;
+    outq_item *it = out_push(s);
+    if (!it) {
+        free(st);
+        return;
+    }
+    it->buf = st;
+    pp_pending *p = pp_track(s, kind, seed_idx);
+    it->o.kind = SWIM_OUT_PUSHPULL;
+    it->o.to = *to;
+    if (key) {
+        memcpy(it->o.to_key, key, SWIM_KEY_LEN);
+        it->o.to_key_known = true;
+    }
+    it->o.data = it->buf;
+    it->o.len = len;
+    it->o.token = p->token;
+    s->st.pushpulls_out++;
+}
+
+int swim_pushpull_serve(swim_t *s, hms_time now, const hms_addr *from,
+                        const uint8_t key[SWIM_KEY_LEN], const uint8_t *req, size_t len,
+                        const uint8_t **reply, size_t *reply_len)
+{
+    out_gc(s);
+    bool join;
+    if (!key || !req || !reply || !reply_len)
+        return -EINVAL;
+    int rc = pp_merge(s, now, key, req, len, &join);
+    if (rc < 0)
+        return rc;
+    s->st.pushpulls_in++;
+    free(s->pp_reply);
+    s->pp_reply = NULL;
+    if ((rc = pp_encode(s, false, &s->pp_reply, reply_len)) < 0)
+        return rc;
+    *reply = s->pp_reply;
+    return 0;
+}
+
+void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t key[SWIM_KEY_LEN],
+                        const uint8_t *reply, size_t len)
+{
+    out_gc(s);
+    size_t i;
+    for (i = 0; i < s->npp; i++)
+        if (s->pp[i].token == token)
+            break;
+    if (i == s->npp)
+        return;
+    pp_pending p = s->pp[i];
+    memmove(s->pp + i, s->pp + i + 1, (s->npp - i - 1) * sizeof(*s->pp));
+    s->npp--;
+    bool join, ok = reply && key && pp_merge(s, now, key, reply, len, &join) == 0;
+    if (p.kind == PP_SEED && p.seed >= 0 && (size_t)p.seed < s->nseeds) {
+        seed *sd = &s->seeds[p.seed];
+        sd->pending = false;
+        hms_time cap = HMS_MS(s->p.reconnect_interval_ms);
+        if (ok) {
+            sd->key_known = true;
+            memcpy(sd->key, key, SWIM_KEY_LEN);
+            sd->backoff = HMS_MS(s->p.probe_interval_ms) * 2;
+            sd->next_at = now + cap;
+        } else {
+            sd->next_at = now + sd->backoff;
+            sd->backoff = sd->backoff * 2 < cap ? sd->backoff * 2 : cap;
+        }
+    }
+}
+
+void swim_join(swim_t *s, hms_time now, const hms_addr *seeds, size_t n)
+{
+    out_gc(s);
+    for (size_t i = 0; i < n && s->nseeds < SEEDS_MAX; i++) {
+        if (seeds[i].family == 0 || hms_addr_equal(&seeds[i], &s->self->addr))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < s->nseeds; j++)
+            dup |= hms_addr_equal(&s->seeds[j].addr, &seeds[i]);
+        if (dup)
+            continue;
+        seed *sd = &s->seeds[s->nseeds++];
+        memset(sd, 0, sizeof(*sd));
+        sd->addr = seeds[i];
+        sd->backoff = HMS_MS(s->p.probe_interval_ms) * 2;
+        sd->next_at = now;
+    }
+    for (size_t j = 0; j < s->nseeds; j++) {
+        if (s->seeds[j].pending)
+            continue;
+        s->seeds[j].pending = true;
+        s->seeds[j].next_at = now + s->seeds[j].backoff;
+        pp_start(s, &s->seeds[j].addr, s->seeds[j].key_known ? s->seeds[j].key : NULL, true,
+                 PP_SEED, (int)j);
+    }
+}
+
+static bool seed_in_cluster(const swim_t *s, const seed *sd)
+{
+    if (sd->key_known) {
+        member *m = htab_get(&s->by_key, true, sd->key);
+        if (m && m != s->self && m->status == SWIM_ALIVE)
+            return true;
+    }
+    for (size_t i = 0; i < s->nmembers; i++) {
+        member *m = s->members[i];
+        if (m != s->self && m->status == SWIM_ALIVE && hms_addr_equal(&m->addr, &sd->addr))
+            return true;
+    }
+    return false;
+}
+
+static member *random_member(swim_t *s, swim_status a, swim_status b)
+{
+    for (int tries = 0; tries < 16 && s->nmembers > 1; tries++) {
+        member *m = s->members[rng_below(&s->r, s->nmembers)];
+        if (m != s->self && (m->status == a || m->status == b) && !m->expelled)
+            return m;
+    }
+    /* Few eligible members: fall back to a scan from a random start. */
+    size_t start = rng_below(&s->r, s->nmembers);
+    for (size_t i = 0; i < s->nmembers; i++) {
+        member *m = s->members[(start + i) % s->nmembers];
+        if (m != s->self && (m->status == a || m->status == b) && !m->expelled)
+            return m;
+    }
+    return NULL;
+}
+
+/* Dead members are retried (Serf's reconnect: with probability dead/alive
+ * per interval, so the cluster-wide rate stays near one try per interval);
+ * seeds that are not alive members are retried with backoff, forever; dead
+ * and left records older than reconnect_timeout are forgotten. */
+static void reconnect_tick(swim_t *s, hms_time now)
+{
+    hms_time limit = HMS_MS(s->p.reconnect_timeout_ms);
+    for (size_t i = 0; i < s->nmembers;) {
+        member *m = s->members[i];
+        if ((m->status == SWIM_DEAD || m->status == SWIM_LEFT) && now - m->since >= limit) {
+            member_remove(s, m, now);
+            continue;
+        }
+        i++;
+    }
+    size_t ndead = s->counts[SWIM_DEAD];
+    size_t nalive = s->counts[SWIM_ALIVE];
+    if (ndead > 0 && !s->leaving &&
+        rng_below(&s->r, 1000000) < (uint64_t)(1000000.0 * (double)ndead / (double)nalive)) {
+        member *m = random_member(s, SWIM_DEAD, SWIM_DEAD);
+        if (m)
+            pp_start(s, &m->addr, m->key, false, PP_RECONNECT, -1);
+    }
+}
+
+static void seeds_tick(swim_t *s, hms_time now)
+{
+    for (size_t j = 0; j < s->nseeds; j++) {
+        seed *sd = &s->seeds[j];
+        if (sd->pending || now < sd->next_at)
+            continue;
+        if (seed_in_cluster(s, sd)) {
+            sd->next_at = now + HMS_MS(s->p.reconnect_interval_ms);
+            continue;
+        }
+        sd->pending = true;
+        pp_start(s, &sd->addr, sd->key_known ? sd->key : NULL, true, PP_SEED, (int)j);
+    }
+}
+
+/* ---- gossip rounds ------------------------------------------------------- */
+
+static void gossip_round(swim_t *s, hms_time now)
+{
+    if (s->bcount == 0)
+        return;
+    /* Recently dead members still get gossip, so a falsely accused node
+     * hears of it and refutes. */
+    hms_time dead_window = HMS_MS(s->p.probe_interval_ms) * 60;
+    for (uint32_t k = 0; k < s->p.gossip_nodes && s->bcount; k++) {
+        member *m = NULL;
+        for (int tries = 0; tries < 8 && s->nmembers > 1; tries++) {
+            member *c = s->members[rng_below(&s->r, s->nmembers)];
+            if (c == s->self || c->expelled)
+                continue;
+            if (c->status == SWIM_ALIVE || c->status == SWIM_SUSPECT ||
+                (c->status == SWIM_DEAD && now - c->since < dead_window)) {
+                m = c;
+                break;
+            }
+        }
+        if (!m)
+            return;
+        send_pkt(s, &m->addr, m->key, NULL, 0);
+    }
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static hms_time min_t(hms_time a, hms_time b)
+{
+    return a < b ? a : b;
+}
+
+hms_time swim_tick(swim_t *s, hms_time now)
+{
+    out_gc(s);
+    /* Suspicion timers. */
+    for (size_t i = 0; i < s->nsuspects && !s->leaving;) {
+        member *m = s->suspects[i];
+        if (m->susp && now >= m->susp->deadline) {
+            set_state(s, m, m->inc, SWIM_DEAD, now, s->self->name); /* removes it */
+            bc_state(s, m, s->self->name);
+            continue;
+        }
+        i++;
+    }
+    /* Relays. */
+    for (int i = 0; i < RELAY_SLOTS; i++) {
+        relay *r = &s->relays[i];
+        if (!r->used)
+            continue;
+        if (!r->nacked && now >= r->nack_at) {
+            r->nacked = true;
+            if (r->want_nack)
+                send_simple(s, GOSSIP_NACK, r->their_seq, &r->req_addr, r->req_key);
+        }
+        if (now >= r->expire_at)
+            r->used = false;
+    }
+    /* Probe. */
+    if (s->probe.active && !s->probe.acked && !s->probe.indirect_sent &&
+        now >= s->probe.timeout_at)
+        probe_indirect(s);
+    if (s->probe.active && now >= s->probe.end_at)
+        probe_finish(s, now);
+    if (!s->leaving && !s->probe.active && now >= s->next_probe)
+        probe_start(s, now);
+    /* Gossip. */
+    if (now >= s->next_gossip) {
+        gossip_round(s, now);
+        s->next_gossip = now + HMS_MS(s->p.gossip_interval_ms);
+    }
+    /* Push-pull with a random alive member; slower in big clusters, as
+     * memberlist does, so the total sync load grows like n log n. */
+    if (now >= s->next_pushpull) {
+        size_t n = cluster_n(s);
+        hms_time iv = HMS_MS(s->p.pushpull_interval_ms);
+        if (n > 32)
+            iv *= (hms_time)ceil(log2((double)n) - log2(32.0)) + 1;
+        s->next_pushpull = now + iv;
+        member *m = s->leaving ? NULL : random_member(s, SWIM_ALIVE, SWIM_ALIVE);
+        if (m)
+            pp_start(s, &m->addr, m->key, false, PP_PERIODIC, -1);
+    }
+    if (now >= s->next_reconnect) {
+        s->next_reconnect = now + HMS_MS(s->p.reconnect_interval_ms);
+        reconnect_tick(s, now);
+    }
+    if (!s->leaving)
+        seeds_tick(s, now);
+
+    hms_time next = min_t(s->next_gossip, s->next_pushpull);
+    next = min_t(next, s->next_reconnect);
+    if (!s->leaving)
+        next = min_t(next, s->next_probe);
+    if (s->probe.active) {
+        next = min_t(next, s->probe.end_at);
+        if (!s->probe.acked && !s->probe.indirect_sent)
+            next = min_t(next, s->probe.timeout_at);
+    }
+    for (size_t i = 0; i < s->nsuspects && !s->leaving; i++)
+        if (s->suspects[i]->susp)
+            next = min_t(next, s->suspects[i]->susp->deadline);
+    for (int i = 0; i < RELAY_SLOTS; i++) {
+        relay *r = &s->relays[i];
+        if (r->used)
+            next = min_t(next, r->nacked ? r->expire_at : r->nack_at);
+    }
+    for (size_t j = 0; j < s->nseeds && !s->leaving; j++)
+        if (!s->seeds[j].pending)
+            next = min_t(next, s->seeds[j].next_at);
+    return next > now ? next : now + 1;
+}
+
+/* ---- lifecycle and API --------------------------------------------------- */
+
+static bool profile_valid(const swim_profile *p)
+{
+    return p->probe_interval_ms > 0 && p->probe_timeout_ms > 0 && p->gossip_interval_ms > 0 &&
+           p->pushpull_interval_ms > 0 && p->reconnect_interval_ms > 0 &&
+           p->suspicion_mult > 0 && p->retransmit_mult > 0 && p->mtu >= 512 &&
+           p->mtu <= 65000;
+}
+
+swim_t *swim_new(const swim_config *cfg, hms_time now)
+{
+    if (!cfg || !cfg->name || !gossip_name_valid(cfg->name, strlen(cfg->name)) ||
+        !profile_valid(&cfg->profile) || cfg->meta_len > SWIM_META_MAX ||
+        cfg->cert_len > SWIM_CERT_MAX || (cfg->meta_len && !cfg->meta) ||
+        (cfg->cert_len && !cfg->cert) || (cfg->addr.family != 4 && cfg->addr.family != 6) ||
+        cfg->addr.port == 0)
+        return NULL;
+    swim_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->p = cfg->profile;
+    s->msgs = calloc(MSG_SCRATCH, sizeof(*s->msgs));
+    s->pkt = malloc(s->p.mtu);
+    if (!s->msgs || !s->pkt) {
+        swim_delete(s);
+        return NULL;
+    }
+    uint64_t x = cfg->seed;
+    for (int i = 0; i < 4; i++)
+        s->r.s[i] = splitmix64(&x);
+    s->admit = cfg->admit;
+    s->admit_ctx = cfg->admit_ctx;
+    uint64_t inc = cfg->incarnation ? cfg->incarnation : 1;
+    member *me = member_add(s, cfg->name, cfg->key, &cfg->addr, inc, now);
+    if (!me) {
+        swim_delete(s);
+        return NULL;
+    }
+    s->self = me;
+    if (set_blob(&me->meta, &me->meta_len, cfg->meta, cfg->meta_len) < 0 ||
+        set_blob(&me->cert, &me->cert_len, cfg->cert, cfg->cert_len) < 0) {
+        swim_delete(s);
+        return NULL;
+    }
+    /* The user broadcast sequence starts above anything a previous run of
+     * this node could have used: incarnations only grow across restarts. */
+    s->user_seq = inc << 32;
+    /* Spread the first timers so nodes started together do not beat in step. */
+    s->next_probe = now + rng_below(&s->r, HMS_MS(s->p.probe_interval_ms));
+    s->next_gossip = now + rng_below(&s->r, HMS_MS(s->p.gossip_interval_ms));
+    s->next_pushpull = now + HMS_MS(s->p.pushpull_interval_ms) / 2 +
+                       rng_below(&s->r, HMS_MS(s->p.pushpull_interval_ms));
+    s->next_reconnect = now + HMS_MS(s->p.reconnect_interval_ms);
+    emit(s, SWIM_EV_INCARNATION, me);
+    bc_state(s, me, NULL);
+    return s;
+}
+
+void swim_delete(swim_t *s)
+{
+    if (!s)
+        return;
+    s->outq_head = s->outq_len;
+    out_gc(s);
+    free(s->outq);
+    for (int t = 0; t < BC_BUCKETS; t++) {
+        while (s->bhead[t]) {
+            bcast *b = s->bhead[t];
+            s->bhead[t] = b->next;
+            free(b);
+        }
+    }
+    for (size_t i = 0; i < s->nmembers; i++)
+        member_free(s->members[i]);
+    free(s->members);
+    free(s->plist);
+    free(s->by_name.slot);
+    free(s->by_key.slot);
+    free(s->pp_reply);
+    free(s->msgs);
+    free(s->pkt);
+    free(s->suspects);
+    free(s);
+}
+
+void swim_leave(swim_t *s, hms_time now)
+{
+    out_gc(s);
+    if (s->leaving)
+        return;
+    s->leaving = true;
+    s->leave_at = now;
+    s->probe.active = false;
+    set_state(s, s->self, s->self->inc, SWIM_LEFT, now, NULL);
+    bc_state(s, s->self, NULL);
+    /* Send it now rather than at the next gossip round. */
+    s->next_gossip = now;
+}
+
+bool swim_leave_propagated(swim_t *s, hms_time now)
+{
+    if (!s->leaving)
+        return false;
+    if (s->leave_done || s->counts[SWIM_ALIVE] + s->counts[SWIM_SUSPECT] == 0)
+        return true;
+    uint32_t limit = swim_retransmit_limit(&s->p, cluster_n(s) + 1);
+    hms_time bound = HMS_MS(s->p.gossip_interval_ms) * limit;
+    if (bound < HMS_SEC(1))
+        bound = HMS_SEC(1);
+    return now - s->leave_at >= bound;
+}
+
+int swim_set_meta(swim_t *s, hms_time now, const uint8_t *meta, size_t len)
+{
+    out_gc(s);
+    if (len > SWIM_META_MAX || (len && !meta))
+        return -EINVAL;
+    if (s->leaving)
+        return -ESHUTDOWN;
+    if (set_blob(&s->self->meta, &s->self->meta_len, meta, len) < 0)
+        return -ENOMEM;
+    self_bump(s, s->self->inc, now);
+    emit(s, SWIM_EV_UPDATE, s->self);
+    (void)now;
+    return 0;
+}
+
+int swim_broadcast(swim_t *s, hms_time now, uint8_t kind, const uint8_t *data, size_t len)
+{
+    out_gc(s);
+    if (len > SWIM_USER_MAX || (len && !data))
+        return -EINVAL;
+    gossip_msg g;
+    memset(&g, 0, sizeof(g));
+    g.type = GOSSIP_USER;
+    memcpy(g.name, s->self->name, sizeof(g.name));
+    g.user_kind = kind;
+    g.user_seq = ++s->user_seq;
+    g.data = data;
+    g.data_len = (uint16_t)len;
+    bc_user(s, &g);
+    (void)now;
+    return 0;
+}
+
+void swim_expel(swim_t *s, hms_time now, const uint8_t key[SWIM_KEY_LEN])
+{
+    out_gc(s);
+    member *m = htab_get(&s->by_key, true, key);
+    if (!m || m == s->self)
+        return;
+    m->expelled = true;
+    set_state(s, m, m->inc + 1, SWIM_DEAD, now, s->self->name);
+    bc_state(s, m, s->self->name);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+static const swim_member_info *view(const member *cm)
+{
+    member *m = (member *)cm;
+    if (!m->view) {
+        m->view = calloc(1, sizeof(*m->view));
+        if (!m->view)
+            return NULL;
+    }
+    fill_info(m, m->view);
+    return m->view;
+}
+
+size_t swim_member_count(const swim_t *s)
+{
+    return s->nmembers;
+}
+
+const swim_member_info *swim_member_at(const swim_t *s, size_t i)
+{
+    return i < s->nmembers ? view(s->members[i]) : NULL;
+}
+
+const swim_member_info *swim_member_find(const swim_t *s, const char *name)
+{
+    member *m = name ? htab_get(&s->by_name, false, name) : NULL;
+    return m ? view(m) : NULL;
+}
+
+const swim_member_info *swim_member_by_key(const swim_t *s, const uint8_t key[SWIM_KEY_LEN])
+{
+    member *m = key ? htab_get(&s->by_key, true, key) : NULL;
+    return m ? view(m) : NULL;
+}
+
+const swim_member_info *swim_self(const swim_t *s)
+{
+    return view(s->self);
+}
+
+hms_time swim_suspicion_deadline(const swim_t *s, const char *name)
+{
+    member *m = name ? htab_get(&s->by_name, false, name) : NULL;
+    return m && m->susp ? m->susp->deadline : 0;
+}
+
+void swim_get_stats(const swim_t *s, swim_stats *out)
+{
+    *out = s->st;
+    out->health_score = s->awareness;
+    out->members_alive = (uint32_t)s->counts[SWIM_ALIVE];
+    out->members_suspect = (uint32_t)s->counts[SWIM_SUSPECT];
+    out->members_dead = (uint32_t)s->counts[SWIM_DEAD];
+    out->members_left = (uint32_t)s->counts[SWIM_LEFT];
+}

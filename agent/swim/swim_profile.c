@@ -1,0 +1,109 @@
+/*
+ * Named timing profiles and the protocol's arithmetic (suspicion timeouts,
+ * retransmit limits). The derivation of each figure is in docs/membership.md.
+ */
+#include "agent/swim/swim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    swim_profile p;
+} profiles[] = {
+    /* Data-centre networks: RTTs well under 10 ms. Probes twice as often as
+     * memberlist's LAN profile with a shorter direct timeout, and a smaller
+     * suspicion multiplier that Lifeguard's dynamic timeout keeps safe. */
+    {"lan", {.probe_interval_ms = 500,
+             .probe_timeout_ms = 200,
+             .indirect_checks = 3,
+             .gossip_interval_ms = 200,
+             .gossip_nodes = 3,
+             .suspicion_mult = 3,
+             .suspicion_max_mult = 6,
+             .retransmit_mult = 4,
+             .pushpull_interval_ms = 30000,
+             .awareness_max = 8,
+             .reconnect_interval_ms = 10000,
+             .reconnect_timeout_ms = 24u * 3600u * 1000u,
+             .mtu = 1350}},
+    /* Links across regions: RTTs of 100-300 ms and more loss. */
+    {"wan", {.probe_interval_ms = 5000,
+             .probe_timeout_ms = 3000,
+             .indirect_checks = 3,
+             .gossip_interval_ms = 500,
+             .gossip_nodes = 4,
+             .suspicion_mult = 6,
+             .suspicion_max_mult = 6,
+             .retransmit_mult = 4,
+             .pushpull_interval_ms = 60000,
+             .awareness_max = 8,
+             .reconnect_interval_ms = 30000,
+             .reconnect_timeout_ms = 24u * 3600u * 1000u,
+             .mtu = 1200}},
+    /* Loopback clusters for tests and demos: everything fast. */
+    {"local", {.probe_interval_ms = 200,
+               .probe_timeout_ms = 80,
+               .indirect_checks = 3,
+               .gossip_interval_ms = 100,
+               .gossip_nodes = 3,
+               .suspicion_mult = 3,
+               .suspicion_max_mult = 6,
+               .retransmit_mult = 4,
+               .pushpull_interval_ms = 10000,
+               .awareness_max = 8,
+               .reconnect_interval_ms = 2000,
+               .reconnect_timeout_ms = 3600u * 1000u,
+               .mtu = 1350}},
+};
+
+int swim_profile_by_name(const char *name, swim_profile *out)
+{
+    if (!name || !out)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+        if (strcmp(profiles[i].name, name) == 0) {
+            *out = profiles[i].p;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* memberlist's suspicionTimeout(): mult * max(1, log10(max(1, n))) * interval. */
+hms_time swim_suspicion_min(const swim_profile *p, size_t n)
+{
+    double scale = log10(n > 1 ? (double)n : 1.0);
+    if (scale < 1.0)
+        scale = 1.0;
+    return (hms_time)((double)p->suspicion_mult * scale * (double)HMS_MS(p->probe_interval_ms));
+}
+
+hms_time swim_suspicion_max(const swim_profile *p, size_t n)
+{
+    return swim_suspicion_min(p, n) * (p->suspicion_max_mult ? p->suspicion_max_mult : 1);
+}
+
+/* Lifeguard: timeout = max - (log(c+1) / log(k+1)) * (max - min), never
+ * below min. With no expected confirmations the timeout is min at once. */
+hms_time swim_suspicion_timeout(uint32_t confirmations, uint32_t expected, hms_time min,
+                                hms_time max)
+{
+    if (expected < 1 || max <= min)
+        return min;
+    double frac = log((double)confirmations + 1.0) / log((double)expected + 1.0);
+    double raw = (double)max - frac * (double)(max - min);
+    if (raw < (double)min)
+        return min;
+    return (hms_time)raw;
+}
+
+uint32_t swim_retransmit_limit(const swim_profile *p, size_t n)
+{
+    uint32_t scale = (uint32_t)ceil(log10((double)n + 1.0));
+    if (scale < 1)
+        scale = 1;
+    uint32_t lim = p->retransmit_mult * scale;
+    return lim < 1 ? 1 : lim;
+}
