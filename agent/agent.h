@@ -104,6 +104,9 @@ int hms_agent_start(hms_agent *a, char *err, size_t errlen);
  * propagated or after max_ms. */
 void hms_agent_leave(hms_agent *a, uint32_t max_ms, void (*done)(hms_agent *a, void *ctx),
                      void *ctx);
+/* Leaves gracefully (at most max_ms) and then stops the loop: what SIGTERM
+ * and the `leave` op do. */
+void hms_agent_shutdown(hms_agent *a, uint32_t max_ms);
 /* Stops subsystems in reverse order and frees everything. */
 void hms_agent_delete(hms_agent *a);
 
