@@ -108,7 +108,7 @@ static int parse_check(const msgpack_object *o, cat_check_def *ck, hms_api_error
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
         char key[32], s[CAT_CHECK_TARGET_MAX + 1];
-        uint32_t n;
+        uint32_t n = 0;
         if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof(key))
             return bad(err, "%s has a key that is not a short string", "check");
         memcpy(key, k->via.str.ptr, k->via.str.size);
@@ -168,7 +168,7 @@ static int parse_registration(const hms_api_req *req, cat_registration *r, hms_a
         str_field(o, "address", x->address, sizeof(x->address), err))
         return -1;
     if ((o = hms_api_arg(req, "port"))) {
-        uint32_t p;
+        uint32_t p = 0;
         if (u32_field(o, "port", 65535, &p, err))
             return -1;
         x->port = (uint16_t)p;
@@ -232,7 +232,7 @@ static int parse_registration(const hms_api_req *req, cat_registration *r, hms_a
 static int op_register(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
                        hms_api_error *err)
 {
-    hms_catalog *c = req->ctx;
+    hms_cat *c = req->ctx;
     cat_registration r;
     char msg[512];
     int rc;
@@ -310,7 +310,7 @@ static int op_check(hms_agent *a, const hms_api_req *req, msgpack_packer *pk, hm
 static int op_services(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
                        hms_api_error *err)
 {
-    hms_catalog *c = req->ctx;
+    hms_cat *c = req->ctx;
     size_t n = hms_catalog_local_count(c);
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -395,7 +395,7 @@ static int parse_lookup(const hms_api_req *req, lookup_args *la, hms_api_error *
     return 0;
 }
 
-static int pack_lookup(const hms_catalog *c, const cat_query *q, msgpack_packer *pk)
+static int pack_lookup(const hms_cat *c, const cat_query *q, msgpack_packer *pk)
 {
     cat_hit *h;
     size_t n;
@@ -483,7 +483,7 @@ static int op_catalog(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
 /* ---- watch --------------------------------------------------------------- */
 
 typedef struct svc_watch {
-    hms_catalog *c;
+    hms_cat *c;
     hms_api_stream *st;
     int handle;
     lookup_args la;
@@ -557,7 +557,7 @@ static const hms_api_op catalog_ops[] = {
     {NULL, NULL, 0},
 };
 
-int hms_catalog_ops_register(hms_agent *a, hms_catalog *c)
+int hms_catalog_ops_register(hms_agent *a, hms_cat *c)
 {
     if (!a->api)
         return 0;

@@ -47,7 +47,7 @@ struct cat_local {
     char *source; /* file path, or NULL for the socket */
     size_t nchecks;
     cat_check_rt checks[CAT_CHECKS_MAX];
-    hms_catalog *c;
+    hms_cat *c;
 };
 
 typedef struct fetch_rec {
@@ -60,7 +60,7 @@ typedef struct fetch_rec {
 /* Context of one fetch in flight; outlives the catalog if the channel pool
  * completes the call after hms_catalog_stop (c is then NULL). */
 typedef struct fetch_call {
-    hms_catalog *c;
+    hms_cat *c;
     char node[CAT_NODE_MAX + 1];
     struct fetch_call *next;
 } fetch_call;
@@ -110,7 +110,7 @@ static uint64_t stamp_now(void)
     return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
-static void schedule_publish(hms_catalog *c)
+static void schedule_publish(hms_cat *c)
 {
     if (!ev_is_active(&c->publish)) {
         ev_timer_set(&c->publish, 0.01, 0.);
@@ -118,7 +118,7 @@ static void schedule_publish(hms_catalog *c)
     }
 }
 
-static void schedule_notify(hms_catalog *c)
+static void schedule_notify(hms_cat *c)
 {
     if (!ev_is_active(&c->notify)) {
         ev_timer_set(&c->notify, 0., 0.);
@@ -126,7 +126,7 @@ static void schedule_notify(hms_catalog *c)
     }
 }
 
-static void local_changed(hms_catalog *c)
+static void local_changed(hms_cat *c)
 {
     schedule_publish(c);
     schedule_notify(c);
@@ -136,7 +136,7 @@ static void local_changed(hms_catalog *c)
  * The one place catalog events leave the subsystem: an audit entry (when
  * the audit log runs) and a log line. fields is stolen.
  */
-static void catalog_emit_event(hms_catalog *c, const char *kind, const hms_audit_actor *actor,
+static void catalog_emit_event(hms_cat *c, const char *kind, const hms_audit_actor *actor,
                                json_t *fields)
 {
     char *text = fields ? json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -158,7 +158,7 @@ static json_t *instance_fields(const cat_instance *x)
     return o;
 }
 
-static size_t local_pos(const hms_catalog *c, const char *id, bool *found)
+static size_t local_pos(const hms_cat *c, const char *id, bool *found)
 {
     size_t lo = 0, hi = c->nlocals;
     while (lo < hi) {
@@ -184,7 +184,7 @@ static void check_start(cat_check_rt *ck);
 /* Recomputes an instance's status from its checks and records a change. */
 static void instance_reevaluate(cat_local *l, cat_check_rt *cause, cat_status before)
 {
-    hms_catalog *c = l->c;
+    hms_cat *c = l->c;
     cat_status st[CAT_CHECKS_MAX];
     for (size_t i = 0; i < l->nchecks; i++)
         st[i] = l->checks[i].health.status;
@@ -220,7 +220,7 @@ static void probe_done(void *ctx, cat_status result, const char *output)
 static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     cat_check_rt *ck = w->data;
-    hms_catalog *c = ck->owner->c;
+    hms_cat *c = ck->owner->c;
     if (ck->def.kind == CAT_CHECK_TTL) {
         cat_status before = ck->health.status;
         snprintf(ck->output, sizeof(ck->output), "ttl of %u ms expired without an update",
@@ -250,7 +250,7 @@ static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* Resolves targets and starts the schedule of one check. */
 static void check_start(cat_check_rt *ck)
 {
-    hms_catalog *c = ck->owner->c;
+    hms_cat *c = ck->owner->c;
     const cat_instance *x = cat_view_local_get(c->view, ck->owner->id);
     bool v6 = x && strchr(x->address, ':');
     ev_init(&ck->timer, check_timer_cb);
@@ -325,7 +325,7 @@ static bool same_checks(const cat_local *l, const cat_registration *r)
 
 /* ---- registration -------------------------------------------------------- */
 
-static int do_register(hms_catalog *c, const cat_registration *rin, const char *source,
+static int do_register(hms_cat *c, const cat_registration *rin, const char *source,
                        const hms_audit_actor *actor, char *err, size_t errlen)
 {
     cat_registration r;
@@ -438,13 +438,13 @@ out:
     return rc;
 }
 
-int hms_catalog_register(hms_catalog *c, const cat_registration *r, const hms_audit_actor *actor,
+int hms_catalog_register(hms_cat *c, const cat_registration *r, const hms_audit_actor *actor,
                          char *err, size_t errlen)
 {
     return do_register(c, r, NULL, actor, err, errlen);
 }
 
-static int do_deregister(hms_catalog *c, const char *id, bool from_file,
+static int do_deregister(hms_cat *c, const char *id, bool from_file,
                          const hms_audit_actor *actor, char *err, size_t errlen)
 {
     bool found;
@@ -471,13 +471,13 @@ static int do_deregister(hms_catalog *c, const char *id, bool from_file,
     return 0;
 }
 
-int hms_catalog_deregister(hms_catalog *c, const char *id, const hms_audit_actor *actor,
+int hms_catalog_deregister(hms_cat *c, const char *id, const hms_audit_actor *actor,
                            char *err, size_t errlen)
 {
     return do_deregister(c, id, false, actor, err, errlen);
 }
 
-int hms_catalog_check_update(hms_catalog *c, const char *id, cat_status st, const char *note,
+int hms_catalog_check_update(hms_cat *c, const char *id, cat_status st, const char *note,
                              const hms_audit_actor *actor, char *err, size_t errlen)
 {
     bool found;
@@ -512,7 +512,7 @@ int hms_catalog_check_update(hms_catalog *c, const char *id, cat_status st, cons
 
 static void publish_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    hms_catalog *c = w->data;
+    hms_cat *c = w->data;
     const cat_node *self = cat_view_self(c->view);
     uint8_t buf[CAT_META_RECORD_MAX];
     int n = cat_meta_encode(self->version, self->digest, buf, sizeof(buf));
@@ -525,7 +525,7 @@ static void publish_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void notify_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    hms_catalog *c = w->data;
+    hms_cat *c = w->data;
     /* A watcher may remove itself (or another) from its callback: slots are
      * cleared, never moved, during the walk. */
     for (size_t i = 0; i < c->nwatches; i++)
@@ -533,7 +533,7 @@ static void notify_cb(struct ev_loop *loop, ev_timer *w, int revents)
             c->watches[i].fn(c->watches[i].ctx);
 }
 
-static fetch_rec *fetch_get(hms_catalog *c, const char *node, bool create)
+static fetch_rec *fetch_get(hms_cat *c, const char *node, bool create)
 {
     for (size_t i = 0; i < c->nfetch; i++)
         if (!strcmp(c->fetch[i].node, node))
@@ -554,13 +554,13 @@ static fetch_rec *fetch_get(hms_catalog *c, const char *node, bool create)
     return r;
 }
 
-static void sweep(hms_catalog *c);
+static void sweep(hms_cat *c);
 
 static void fetch_done(void *ctx, int status, const hms_peer *peer, const uint8_t *reply,
                        size_t len)
 {
     fetch_call *fc = ctx;
-    hms_catalog *c = fc->c;
+    hms_cat *c = fc->c;
     if (!c) {
         free(fc);
         return;
@@ -617,7 +617,7 @@ static void fetch_done(void *ctx, int status, const hms_peer *peer, const uint8_
     sweep(c);
 }
 
-static int fetch_start(hms_catalog *c, fetch_rec *r)
+static int fetch_start(hms_cat *c, fetch_rec *r)
 {
     const swim_member_info *m = swim_member_find(c->agent->swim, r->node);
     if (!m)
@@ -643,7 +643,7 @@ static int fetch_start(hms_catalog *c, fetch_rec *r)
 }
 
 /* Starts fetches for every member whose copy differs, within the bounds. */
-static void sweep(hms_catalog *c)
+static void sweep(hms_cat *c)
 {
     double now = ev_now(c->loop);
     size_t n = cat_view_count(c->view);
@@ -670,7 +670,12 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void fetch_serve(void *ctx, hms_rpc_call *call, const hms_peer *peer, const uint8_t *req,
                         size_t len)
 {
-    hms_catalog *c = ctx;
+    /* ctx is the agent: the method stays registered after the catalog stops */
+    hms_cat *c = ((hms_agent *)ctx)->catalog;
+    if (!c) {
+        hms_rpc_reply(call, -EAGAIN, NULL, 0);
+        return;
+    }
     const cat_node *self = cat_view_self(c->view);
     uint8_t *buf = NULL;
     size_t blen = 0;
@@ -684,8 +689,9 @@ static void fetch_serve(void *ctx, hms_rpc_call *call, const hms_peer *peer, con
 
 static void member_cb(hms_agent *a, swim_event ev, const swim_member_info *m, void *ctx)
 {
-    hms_catalog *c = ctx;
-    if (!strcmp(m->name, a->name))
+    hms_cat *c = a->catalog;
+    /* listeners stay registered after the catalog stops */
+    if (!c || !strcmp(m->name, a->name))
         return;
     switch (ev) {
     case SWIM_EV_REAPED:
@@ -733,7 +739,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot open '%.300s': %s", path, strerror(errno));
         return -errno;
     }
     char *buf = malloc(CAT_SERVICE_FILE_BYTES + 1);
@@ -747,12 +753,12 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     if (!buf)
         return -ENOMEM;
     if (r < 0) {
-        snprintf(err, errlen, "cannot read '%s': %s", path, strerror(e));
+        snprintf(err, errlen, "cannot read '%.300s': %s", path, strerror(e));
         free(buf);
         return -e;
     }
     if (n > CAT_SERVICE_FILE_BYTES) {
-        snprintf(err, errlen, "'%s' is larger than %d bytes", path, CAT_SERVICE_FILE_BYTES);
+        snprintf(err, errlen, "'%.300s' is larger than %d bytes", path, CAT_SERVICE_FILE_BYTES);
         free(buf);
         return -E2BIG;
     }
@@ -761,7 +767,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     return 0;
 }
 
-int hms_catalog_reload(hms_catalog *c)
+int hms_catalog_reload(hms_cat *c)
 {
     if (!c->services_dir || !c->services_dir[0])
         return 0;
@@ -799,8 +805,8 @@ int hms_catalog_reload(hms_catalog *c)
     for (size_t i = 0; i < nn; i++) {
         char path[PATH_MAX], err[512];
         snprintf(path, sizeof(path), "%s/%s", c->services_dir, names[i]);
-        char *text;
-        size_t len;
+        char *text = NULL;
+        size_t len = 0;
         cat_registration r;
         int rc = read_file(path, &text, &len, err, sizeof(err));
         if (!rc) {
@@ -844,7 +850,7 @@ int hms_catalog_reload(hms_catalog *c)
     return refused;
 }
 
-void hms_catalog_set_services_dir(hms_catalog *c, const char *dir)
+void hms_catalog_set_services_dir(hms_cat *c, const char *dir)
 {
     free(c->services_dir);
     c->services_dir = dir && *dir ? strdup(dir) : NULL;
@@ -857,7 +863,7 @@ static void boot_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    hms_catalog *c = w->data;
+    hms_cat *c = w->data;
     if (c->services_dir)
         HMS_INFO("catalog: SIGHUP: reading '%s' again", c->services_dir);
     hms_catalog_reload(c);
@@ -865,17 +871,17 @@ static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- queries ------------------------------------------------------------- */
 
-const cat_view *hms_catalog_view(const hms_catalog *c)
+const cat_view *hms_catalog_view(const hms_cat *c)
 {
     return c->view;
 }
 
-size_t hms_catalog_local_count(const hms_catalog *c)
+size_t hms_catalog_local_count(const hms_cat *c)
 {
     return c->nlocals;
 }
 
-const cat_instance *hms_catalog_local_at(const hms_catalog *c, size_t i, const char **source,
+const cat_instance *hms_catalog_local_at(const hms_cat *c, size_t i, const char **source,
                                          size_t *nchecks)
 {
     if (i >= c->nlocals)
@@ -887,7 +893,7 @@ const cat_instance *hms_catalog_local_at(const hms_catalog *c, size_t i, const c
     return cat_view_local_get(c->view, c->locals[i]->id);
 }
 
-void hms_catalog_local_check(const hms_catalog *c, size_t i, size_t k, cat_check_info *out)
+void hms_catalog_local_check(const hms_cat *c, size_t i, size_t k, cat_check_info *out)
 {
     const cat_check_rt *ck = &c->locals[i]->checks[k];
     out->def = &ck->def;
@@ -896,7 +902,7 @@ void hms_catalog_local_check(const hms_catalog *c, size_t i, size_t k, cat_check
     out->transitions = ck->health.transitions;
 }
 
-int hms_catalog_watch_add(hms_catalog *c, cat_change_fn fn, void *ctx)
+int hms_catalog_watch_add(hms_cat *c, cat_change_fn fn, void *ctx)
 {
     size_t i;
     for (i = 0; i < c->nwatches; i++)
@@ -920,7 +926,7 @@ int hms_catalog_watch_add(hms_catalog *c, cat_change_fn fn, void *ctx)
     return c->next_handle;
 }
 
-void hms_catalog_watch_remove(hms_catalog *c, int handle)
+void hms_catalog_watch_remove(hms_cat *c, int handle)
 {
     for (size_t i = 0; i < c->nwatches; i++) {
         if (c->watches[i].fn && c->watches[i].handle == handle) {
@@ -932,7 +938,7 @@ void hms_catalog_watch_remove(hms_catalog *c, int handle)
     }
 }
 
-void hms_catalog_get_stats(const hms_catalog *c, cat_stats *out)
+void hms_catalog_get_stats(const hms_cat *c, cat_stats *out)
 {
     *out = c->stats;
 }
@@ -941,7 +947,7 @@ void hms_catalog_get_stats(const hms_catalog *c, cat_stats *out)
 
 int hms_catalog_start(hms_agent *a, char *err, size_t errlen)
 {
-    hms_catalog *c = calloc(1, sizeof(*c));
+    hms_cat *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "catalog: out of memory");
         return -ENOMEM;
@@ -974,8 +980,8 @@ int hms_catalog_start(hms_agent *a, char *err, size_t errlen)
     a->catalog = c;
 
     int rc;
-    if ((rc = hms_agent_rpc_handle(a, CAT_RPC_FETCH, fetch_serve, c)) ||
-        (rc = hms_agent_on_member(a, member_cb, c)) || (rc = hms_catalog_ops_register(a, c))) {
+    if ((rc = hms_agent_rpc_handle(a, CAT_RPC_FETCH, fetch_serve, a)) ||
+        (rc = hms_agent_on_member(a, member_cb, NULL)) || (rc = hms_catalog_ops_register(a, c))) {
         snprintf(err, errlen, "catalog: cannot register with the agent: %s", strerror(-rc));
         hms_catalog_stop(a);
         return rc;
@@ -991,7 +997,7 @@ int hms_catalog_start(hms_agent *a, char *err, size_t errlen)
 
 void hms_catalog_stop(hms_agent *a)
 {
-    hms_catalog *c = a->catalog;
+    hms_cat *c = a->catalog;
     if (!c)
         return;
     for (fetch_call *fc = c->calls; fc; fc = fc->next)
