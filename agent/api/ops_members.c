@@ -300,7 +300,7 @@ static int op_stats(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     hms_api_pack_kv_bool(pk, "leaving", a->leaving);
 
     hms_api_pack_str(pk, "swim");
-    msgpack_pack_map(pk, 27);
+    msgpack_pack_map(pk, 25);
 #define KV(name, v) hms_api_pack_kv_u64(pk, name, (uint64_t)(v))
     KV("packets_in", s.packets_in); KV("packets_out", s.packets_out);
     KV("bytes_in", s.bytes_in); KV("bytes_out", s.bytes_out);
@@ -315,12 +315,11 @@ static int op_stats(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     KV("members_alive", s.members_alive); KV("members_suspect", s.members_suspect);
     KV("members_dead", s.members_dead); KV("members_left", s.members_left);
     KV("members", a->swim ? swim_member_count(a->swim) : 0);
-    KV("udp_send_errors", u.send_errors);
-    KV("udp_no_key", u.drop_no_key);
 
     hms_api_pack_str(pk, "udp");
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     KV("packets_in", u.packets_in); KV("packets_out", u.packets_out);
+    KV("send_errors", u.send_errors);
     KV("bytes_in", u.bytes_in); KV("bytes_out", u.bytes_out);
     hms_api_pack_str(pk, "drops");
     msgpack_pack_map(pk, 9);
