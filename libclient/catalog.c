@@ -149,7 +149,7 @@ static int pack_register(msgpack_packer *pk, void *ctx)
     msgpack_pack_map(pk, n);
     kv_str(pk, "name", d->name ? d->name : "");
     if (d->id)
-        kv_str(pk, "id", d->id);
+        kv_str(pk, "service_id", d->id);
     if (d->address)
         kv_str(pk, "address", d->address);
     pstr(pk, "port");
@@ -225,7 +225,7 @@ int hms_register_json(hms_client *c, const char *json, char *id_out, size_t cap)
 static int pack_id(msgpack_packer *pk, void *ctx)
 {
     msgpack_pack_map(pk, 1);
-    kv_str(pk, "id", ctx);
+    kv_str(pk, "service_id", ctx);
     return 0;
 }
 
@@ -245,7 +245,7 @@ static int pack_check(msgpack_packer *pk, void *ctx)
 {
     const check_args *a = ctx;
     msgpack_pack_map(pk, a->note ? 3 : 2);
-    kv_str(pk, "id", a->id);
+    kv_str(pk, "service_id", a->id);
     kv_str(pk, "status", a->status);
     if (a->note)
         kv_str(pk, "note", a->note);

@@ -1,10 +1,12 @@
 /*
  * Socket operations of the service catalog (docs/api.md, docs/catalog.md):
  *
- *   register      {name, port, id?, address?, tags?, meta?, checks?} or
- *                 {definition: JSON text of a service file}   -> {id, status}
- *   deregister    {id}                                        -> {id}
- *   check         {id, status: pass|warn|fail, note?}         -> {id, status}
+ *   register      {name, port, service_id?, address?, tags?, meta?, checks?}
+ *                 or {definition: JSON text of a service file} -> {id, status}
+ *   deregister    {service_id}                                -> {id}
+ *   check         {service_id, status: pass|warn|fail, note?} -> {id, status}
+ *
+ * (The instance id travels as service_id: id is the request id.)
  *   services      {}                -> [local instance with its checks]
  *   lookup        {name, tags?, all?}                          -> [instance]
  *   catalog       {}                -> {services: [...], nodes: [...]}
@@ -162,7 +164,8 @@ static int parse_registration(const hms_api_req *req, cat_registration *r, hms_a
     cat_instance *x = &r->inst;
     if ((o = hms_api_arg(req, "name")) && str_field(o, "name", x->name, sizeof(x->name), err))
         return -1;
-    if ((o = hms_api_arg(req, "id")) && str_field(o, "id", x->id, sizeof(x->id), err))
+    if ((o = hms_api_arg(req, "service_id")) &&
+        str_field(o, "service_id", x->id, sizeof(x->id), err))
         return -1;
     if ((o = hms_api_arg(req, "address")) &&
         str_field(o, "address", x->address, sizeof(x->address), err))
@@ -270,8 +273,8 @@ static int op_deregister(hms_agent *a, const hms_api_req *req, msgpack_packer *p
                          hms_api_error *err)
 {
     char id[CAT_ID_MAX + 1], msg[256];
-    if (hms_api_arg_str(req, "id", id, sizeof(id)))
-        return bad(err, "field '%s' (a string of at most 64 bytes) is required", "id");
+    if (hms_api_arg_str(req, "service_id", id, sizeof(id)))
+        return bad(err, "field '%s' (a string of at most 64 bytes) is required", "service_id");
     hms_audit_actor actor;
     actor_of(req, &actor);
     int rc = hms_catalog_deregister(req->ctx, id, &actor, msg, sizeof(msg));
@@ -286,8 +289,8 @@ static int op_check(hms_agent *a, const hms_api_req *req, msgpack_packer *pk, hm
 {
     char id[CAT_ID_MAX + 1], st[16], note[CAT_CHECK_OUTPUT_MAX + 1] = "", msg[256];
     cat_status s;
-    if (hms_api_arg_str(req, "id", id, sizeof(id)))
-        return bad(err, "field '%s' (a string of at most 64 bytes) is required", "id");
+    if (hms_api_arg_str(req, "service_id", id, sizeof(id)))
+        return bad(err, "field '%s' (a string of at most 64 bytes) is required", "service_id");
     if (hms_api_arg_str(req, "status", st, sizeof(st)) || cat_status_parse(st, &s))
         return bad(err, "field '%s' must be pass, warn or fail", "status");
     int rc = hms_api_arg_str(req, "note", note, sizeof(note));
@@ -452,6 +455,7 @@ static int op_catalog(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     free(sc);
     /* Per node: the copy held here. Two agents agree when these match. */
     size_t nn = cat_view_count(v);
+    hms_api_pack_str(pk, "nodes");
     msgpack_pack_array(pk, nn);
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, CAT_DIGEST_LEN);
