@@ -11,6 +11,7 @@ HTTPD=$SRC/tests/integration/test_httpd.py
 W=$(mktemp -d -t hms-catalog.XXXX)
 declare -A PID
 OTHER=()
+N1_ARGS=()
 fail() { echo "FAIL: $*"; for f in "$W"/log*; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
 cleanup() {
   local p
@@ -20,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 ctl() { local i=$1; shift; "$CTL" --socket "$W/s$i" "$@"; }
-# start_cluster N PREFIX [extra agent flags...]
+# start_cluster N PREFIX [extra agent flags...]; N1_ARGS=(...) go to agent 1 only
 start_cluster() {
   local n=$1 p=$2 i; shift 2
   N=$n; PREFIX=$p
@@ -29,6 +30,7 @@ start_cluster() {
     local args=(--node "n$i" --bind "127.0.$p.$i:7950" --data-dir "$W/d$i" --socket "$W/s$i"
       --ca "$W/pki/ca.pub" --cert "$W/pki/n$i.cert" --node-key "$W/pki/n$i.key" "$@")
     [ "$i" -gt 1 ] && args+=(--join "127.0.$p.1:7950")
+    [ "$i" -eq 1 ] && args+=(${N1_ARGS[@]+"${N1_ARGS[@]}"})
     printf '%s\n' "${args[@]}" > "$W/args$i"
     start_node "$i"
     [ "$i" -eq 1 ] && sleep 0.3

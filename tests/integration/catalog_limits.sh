@@ -10,7 +10,8 @@ J
 cat > "$W/svc/broken.json" <<J
 {"service": {"name": "broken", "port": 7002, "prot": 1}}
 J
-start_cluster 2 44 --services-dir "$W/svc"
+N1_ARGS=(--services-dir "$W/svc")
+start_cluster 2 44
 # (the two agents use 127.0.44.1-2: this test runs after catalog_health or alone)
 
 refuse() { # refuse NEEDLE ARGS...: register must fail with exit 1 and NEEDLE in the message
