@@ -379,7 +379,7 @@ int hms_audit_new(struct ev_loop *loop, const hms_audit_config *cfg, hms_audit *
         a->next_seq = last->count ? last->last_seq + 1 : last->first_seq;
         memcpy(a->head, last->head, HMS_AUDIT_HASH_LEN);
         a->last_ts = last->last_ts;
-        a->next_segno = last->sealed ? last->segno + 1 : last->segno;
+        a->next_segno = last->segno + 1;
         if (!last->sealed) {
             /* The open segment lives in memory while it grows. */
             const uint8_t *b;

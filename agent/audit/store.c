@@ -277,7 +277,7 @@ static int load_log(astore *s, alog *l, char *err, size_t errlen)
             }
             segnos[n++] = sn;
         } else if (is_forkname(e->d_name) && nforks < AUDIT_FORKS_MAX) {
-            snprintf(forks[nforks++], sizeof(forks[0]), "%s", e->d_name);
+            memcpy(forks[nforks++], e->d_name, strlen(e->d_name) + 1); /* 42 bytes, checked */
         } else if (strcmp(e->d_name, "name") == 0) {
             char path[PATH_MAX + 8];
             snprintf(path, sizeof(path), "%s/name", l->dir);
