@@ -61,6 +61,7 @@ _Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire
 #define USEQ_MAX 16        /* user broadcast kinds remembered per origin */
 #define SEEDS_MAX 64
 #define MSG_SCRATCH 64
+#define FIX_MAX 4          /* corrections sent back for one packet */
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
 
@@ -119,6 +120,7 @@ typedef struct bcast {
 
 typedef struct suspicion {
     hms_time start, min, max, deadline;
+    hms_time verify_at; /* next direct ping of the suspect */
     uint32_t k, n;
     uint64_t accusers[SUSPICION_K + 1]; /* name hashes: the first and confirmers */
 } suspicion;
@@ -235,6 +237,8 @@ struct swim {
     outq_item *outq;
     size_t outq_len, outq_cap, outq_head;
 
+    member *fix[FIX_MAX]; /* stale accusations heard in the current packet */
+    size_t nfix;
     member **suspects; /* members with a suspicion timer */
     size_t nsuspects, suspects_cap;
 
@@ -712,6 +716,7 @@ static void susp_start(swim_t *s, member *m, hms_time now, const char *from)
     sp->n = 0;
     sp->accusers[0] = hash_name(from);
     sp->deadline = now + swim_suspicion_timeout(0, sp->k, sp->min, sp->max);
+    sp->verify_at = now + sp->min / 2;
     m->susp = sp;
 }
 
@@ -958,6 +963,20 @@ static void refute(swim_t *s, uint64_t inc, hms_time now)
 
 /* ---- handling of membership messages ------------------------------------ */
 
+/* The sender of the current packet accused m with an incarnation that m
+ * already refuted: it missed the refutation, which infection-style gossip
+ * can do under loss once every retransmission is spent. Remember to send m's
+ * current record straight back, so a stale view cannot outlive the
+ * suspicion timer. */
+static void stale(swim_t *s, member *m)
+{
+    for (size_t i = 0; i < s->nfix; i++)
+        if (s->fix[i] == m)
+            return;
+    if (s->nfix < FIX_MAX)
+        s->fix[s->nfix++] = m;
+}
+
 static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast)
 {
     member *m = htab_get(&s->by_name, false, g->name);
@@ -1044,15 +1063,23 @@ static void on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t
     if (!m || !key_eq(m->key, key))
         return;
     if (m == s->self) {
+        if (inc < m->inc)
+            stale(s, m);
         refute(s, inc, now);
         return;
     }
-    if (inc < m->inc)
+    if (inc < m->inc) {
+        if (m->status == SWIM_ALIVE)
+            stale(s, m);
         return;
+    }
     if (m->status == SWIM_SUSPECT) {
         if (inc > m->inc) {
+            /* An accusation of a newer incarnation is a new suspicion. */
             set_state(s, m, inc, SWIM_SUSPECT, now, from);
+            susp_start(s, m, now, from);
             bc_state(s, m, from);
+            return;
         }
         if (susp_confirm(m, from)) {
             /* Re-gossip so the confirmation reaches the others too. */
@@ -1075,12 +1102,17 @@ static void on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t in
     if (!m || !key_eq(m->key, key))
         return;
     if (m == s->self) {
+        if (inc < m->inc && !s->leaving)
+            stale(s, m);
         if (!s->leaving)
             refute(s, inc, now);
         return;
     }
-    if (inc < m->inc)
+    if (inc < m->inc) {
+        if (m->status == SWIM_ALIVE && !leave)
+            stale(s, m);
         return;
+    }
     if (leave) {
         if (m->status == SWIM_LEFT)
             return;
@@ -1343,6 +1375,7 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
         s->st.drop_malformed++;
         return;
     }
+    s->nfix = 0;
     for (size_t i = 0; i < n; i++) {
         const gossip_msg *g = &s->msgs[i];
         switch (g->type) {
@@ -1363,6 +1396,16 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
         case GOSSIP_USER: on_user(s, g); break;
         default: break;
         }
+    }
+    if (s->nfix) {
+        gossip_msg fix[FIX_MAX];
+        size_t k = 0;
+        for (size_t i = 0; i < s->nfix; i++)
+            if (s->fix[i]->status == SWIM_ALIVE)
+                msg_alive(s->fix[i], &fix[k++]);
+        s->nfix = 0;
+        if (k)
+            send_pkt(s, from, key, fix, k);
     }
 }
 
@@ -1713,6 +1756,17 @@ hms_time swim_tick(swim_t *s, hms_time now)
             bc_state(s, m, s->self->name);
             continue;
         }
+        if (m->susp && now >= m->susp->verify_at) {
+            /* Still suspect halfway to the shortest timeout: ask the member
+             * itself, with the accusation (buddy system). A live one answers
+             * with its refutation, which this node may have missed under
+             * loss; a dead one costs a packet every half minimum timeout. */
+            hms_time iv = m->susp->min / 2;
+            if (iv < HMS_MS(s->p.probe_interval_ms))
+                iv = HMS_MS(s->p.probe_interval_ms);
+            m->susp->verify_at = now + iv;
+            send_ping(s, m, ++s->seq, &m->addr, m->key);
+        }
         i++;
     }
     /* Relays. */
@@ -1769,9 +1823,11 @@ hms_time swim_tick(swim_t *s, hms_time now)
         if (!s->probe.acked && !s->probe.indirect_sent)
             next = min_t(next, s->probe.timeout_at);
     }
-    for (size_t i = 0; i < s->nsuspects && !s->leaving; i++)
-        if (s->suspects[i]->susp)
-            next = min_t(next, s->suspects[i]->susp->deadline);
+    for (size_t i = 0; i < s->nsuspects && !s->leaving; i++) {
+        suspicion *sp = s->suspects[i]->susp;
+        if (sp)
+            next = min_t(next, min_t(sp->deadline, sp->verify_at));
+    }
     for (int i = 0; i < RELAY_SLOTS; i++) {
         relay *r = &s->relays[i];
         if (r->used)
