@@ -700,13 +700,13 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     hms_chan_pool *p = ch->p;
     uint8_t buf[65536];
     ssize_t n = recv(ch->fd, buf, sizeof(buf), 0);
-    if (n == 0) {
-        ch_close(ch, -ECONNRESET);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    }
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            ch_close(ch, -ECONNRESET);
+    if (n <= 0) {
+        /* A peer that hangs up mid-handshake has usually refused us. */
+        if (ch->state == CH_HANDSHAKE)
+            p->st.handshake_failures++;
+        ch_close(ch, -ECONNRESET);
         return;
     }
     ch->last_active = ev_now(loop);
