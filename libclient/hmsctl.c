@@ -149,6 +149,11 @@ static int pack_status(msgpack_packer *pk, void *ctx)
     return 0;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strverscmp(((const hms_member *)a)->name, ((const hms_member *)b)->name);
+}
+
 static int cmd_members(int argc, char **argv, const hmsctl_globals *g)
 {
     const char *status = NULL;
@@ -180,17 +185,23 @@ static int cmd_members(int argc, char **argv, const hmsctl_globals *g)
     if (g->json) {
         print_json(rep.result, false);
     } else if (rep.result->type == MSGPACK_OBJECT_ARRAY) {
+        uint32_t n = rep.result->via.array.size, k = 0;
+        hms_member *ms = calloc(n ? n : 1, sizeof(*ms));
+        for (uint32_t i = 0; ms && i < n; i++)
+            if (hms_member_from_msgpack(&rep.result->via.array.ptr[i], &ms[k]) == 0)
+                k++;
+        if (ms)
+            qsort(ms, k, sizeof(*ms), by_name);
         printf("%-20s %-24s %-8s %11s  %-16s %s\n", "NAME", "ADDRESS", "STATUS", "INCARNATION",
                "KEY", "SINCE");
-        for (uint32_t i = 0; i < rep.result->via.array.size; i++) {
-            hms_member m;
-            if (hms_member_from_msgpack(&rep.result->via.array.ptr[i], &m) < 0)
-                continue;
+        for (uint32_t i = 0; i < k; i++) {
+            const hms_member m = ms[i];
             char age[16];
             format_age(m.since_s, age, sizeof(age));
             printf("%-20s %-24s %-8s %11llu  %-16s %s%s\n", m.name, m.address, m.status,
                    (unsigned long long)m.incarnation, m.key_id, age, m.self ? "  (self)" : "");
         }
+        free(ms);
     }
     hms_reply_destroy(&rep);
     hms_close(c);

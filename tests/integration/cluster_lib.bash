@@ -37,6 +37,8 @@ node_args() {
   [ "$i" -gt 1 ] && printf '%s\n' --join "127.0.$p.1:7950"
   return 0
 }
+# kill9 i: SIGKILL agent i and reap it quietly
+kill9() { kill -9 "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; }
 start_node() { local i=$1 a; mapfile -t a < "$W/args$i"; "$AGENT" "${a[@]}" >>"$W/log$i" 2>&1 & PID[$i]=$!; }
 # start_cluster N PREFIX: n1 first (the seed), then the others
 start_cluster() {

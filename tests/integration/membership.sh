@@ -12,7 +12,7 @@ wait_for 30 "16 agents alive on every agent" all_see alive 16 $ALL
 echo "converged in $(elapsed "$t0") s"
 
 inc_before=$(incarnation_of 1 n16)
-kill -9 "${PID[16]}"; t0=$(now)
+kill9 16; t0=$(now)
 wait_for 30 "kill -9 of n16 seen as dead by all" all_see dead 1 $(seq 1 15)
 echo "n16 dead everywhere after $(elapsed "$t0") s"
 
