@@ -271,6 +271,19 @@ static void test_peers_and_revocations(void)
     CU_ASSERT_EQUAL(hms_trust_learn(t, ca_, la, NOW, &out), HMS_CERT_OK);
     CU_ASSERT_EQUAL(hms_trust_peer_check(t, pa), HMS_SEAL_OK);
     CU_ASSERT_EQUAL(hms_trust_learn(t, cc_, lc, NOW, &out), HMS_CERT_UNKNOWN_CA);
+    /* Learned once, the same bytes pass again; altered bytes for the same
+     * key are still fully verified. */
+    CU_ASSERT_EQUAL(hms_trust_check_cert(t, ca_, la, NOW, &out), HMS_CERT_OK);
+    uint8_t alt[HMS_CERT_MAX_LEN];
+    memcpy(alt, ca_, la);
+    alt[3 + 1 + 32 + 7] ^= 1; /* serial */
+    CU_ASSERT_EQUAL(hms_trust_check_cert(t, alt, la, NOW, &out), HMS_CERT_BAD_SIGNATURE);
+    memcpy(alt, ca_, la);
+    alt[la - 1] ^= 1; /* signature */
+    CU_ASSERT_EQUAL(hms_trust_check_cert(t, alt, la, NOW, &out), HMS_CERT_BAD_SIGNATURE);
+    CU_ASSERT_EQUAL(hms_trust_check_cert(t, ca_, la, NOW + 86400 + HMS_TRUST_SKEW_DEFAULT + 1,
+                                         &out),
+                    HMS_CERT_EXPIRED);
     CU_ASSERT_EQUAL(hms_trust_peer_check(t, pc), HMS_SEAL_UNKNOWN_SENDER);
 
     /* Swim admit hook: the record must match its certificate. */
