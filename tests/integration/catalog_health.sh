@@ -26,6 +26,8 @@ assert x["meta"]=={"zone":"eu-1"} and x["status"]=="passing", x' || fail "lookup
 [ "$(n_inst 3 pay --tag v2)" = 1 ] || fail "tag filter v2"
 [ "$(n_inst 3 pay --tag v3)" = 0 ] || fail "tag filter v3"
 
+# a watch on n2 streams every change of the lookup result
+ctl 2 watch-service pay --json > "$W/watch.out" 2>&1 & OTHER+=($!)
 curl -sf "http://$IP:$PORT/set?code=503" >/dev/null
 t0=$(date +%s%N)
 wait_for 20 "critical instance out of every lookup" all_see pay 0 "${ALL[@]}"
@@ -35,6 +37,12 @@ ctl 4 lookup pay --all --json | grep -q '"critical"' || fail "--all does not sho
 curl -sf "http://$IP:$PORT/set?code=200" >/dev/null
 wait_for 20 "recovered instance back in every lookup" all_see pay 1 "${ALL[@]}"
 
+# the watch saw: 1 instance, 0 (critical), 1 again
+watch_seen() { python3 -c '
+import json,sys
+n=[len(json.loads(l)) for l in open(sys.argv[1]) if l.strip()]
+sys.exit(0 if n[:3]==[1,0,1] else 1)' "$W/watch.out"; }
+wait_for 5 "watch stream of the lookup result" watch_seen
 curl -sf "http://$IP:$PORT/set?code=429" >/dev/null
 wait_for 20 "warning instance out of default lookups" all_see pay 0 "${ALL[@]}"
 ctl 2 lookup pay --all --json | grep -q '"warning"' || fail "--all does not show warning"
@@ -55,7 +63,7 @@ wait_for 20 "instance back with its server" all_see pay 1 "${ALL[@]}"
 
 # TCP and TTL checks
 ctl 2 register db --address $IP --port "$PORT" --check-tcp --interval 300ms >/dev/null || fail "register tcp"
-ctl 3 register worker --port 9 --check-ttl 2s >/dev/null || fail "register ttl"
+ctl 3 register worker --port 9 --check-ttl 5s >/dev/null || fail "register ttl"
 wait_for 15 "tcp-checked instance visible" all_see db 1 "${ALL[@]}"
 [ "$(n_inst 1 worker)" = 0 ] || fail "a ttl instance must start critical"
 ctl 3 check pass worker >/dev/null || fail "check pass"

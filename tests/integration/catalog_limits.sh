@@ -11,8 +11,8 @@ cat > "$W/svc/broken.json" <<J
 {"service": {"name": "broken", "port": 7002, "prot": 1}}
 J
 N1_ARGS=(--services-dir "$W/svc")
+OFFSET=40 # 127.0.44.41-42: apart from catalog_health's agents
 start_cluster 2 44
-# (the two agents use 127.0.44.1-2: this test runs after catalog_health or alone)
 
 refuse() { # refuse NEEDLE ARGS...: register must fail with exit 1 and NEEDLE in the message
   local needle=$1 out code; shift
