@@ -484,7 +484,7 @@ static void pushpull_done(void *ctx, int status, const hms_peer *peer, const uin
 {
     pushpull_ctx *pc = ctx;
     hms_agent *a = pc->a;
-    if (a->swim) {
+    if (a->swim && !a->stopping) {
         const uint8_t *key = status == 0 && peer ? peer->key : pc->key;
         if (status != 0)
             HMS_DEBUG("swim: push-pull %" PRIu64 " failed: %s", pc->token, strerror(-status));
@@ -504,8 +504,9 @@ static void start_pushpull(hms_agent *a, const swim_output *o)
     pc->token = o->token;
     if (o->to_key_known)
         memcpy(pc->key, o->to_key, 32);
-    if (hms_chan_call(a->chan, o->to_key_known ? o->to_key : NULL, &o->to, "swim.pushpull",
-                      o->data, o->len, PUSHPULL_TIMEOUT_MS, pushpull_done, pc, NULL) == 0)
+    if (a->chan && hms_chan_call(a->chan, o->to_key_known ? o->to_key : NULL, &o->to,
+                                 "swim.pushpull", o->data, o->len, PUSHPULL_TIMEOUT_MS,
+                                 pushpull_done, pc, NULL) == 0)
         return;
     free(pc);
 fail:
@@ -615,7 +616,7 @@ static void swim_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void swim_run(hms_agent *a)
 {
     struct hms_agent_priv *p = a->priv;
-    if (!a->swim || p->draining) {
+    if (!a->swim || p->draining || a->stopping) {
         /* The outer drain collects whatever this call queued. */
         return;
     }
@@ -778,13 +779,22 @@ static int swim_start(hms_agent *a, char *err, size_t errlen)
     return 0;
 }
 
+/* Closes every channel. Pending calls complete with -ECANCELED now, while
+ * the subsystems that made them still exist; calls made from those
+ * callbacks fail at once (a->chan is NULL by then). */
+static void close_channels(hms_agent *a)
+{
+    hms_chan_pool *p = a->chan;
+    a->chan = NULL;
+    if (p)
+        hms_chan_pool_delete(p);
+}
+
 static void swim_stop(hms_agent *a)
 {
     ev_timer_stop(a->loop, &a->priv->swim_timer);
     ev_timer_stop(a->loop, &a->priv->leave_timer);
-    if (a->chan)
-        hms_chan_pool_delete(a->chan);
-    a->chan = NULL;
+    close_channels(a);
     if (a->udp)
         hms_udp_delete(a->udp);
     a->udp = NULL;
@@ -950,12 +960,15 @@ void hms_agent_delete(hms_agent *a)
         return;
     struct hms_agent_priv *p = a->priv;
     a->stopping = true;
+    /* Clients first, then channels: streams' on_close and cancelled calls'
+     * callbacks run while every subsystem is still there. */
+    hms_api_delete(a->api);
+    a->api = NULL;
+    close_channels(a);
     while (p->started > 0) {
         p->started--;
         modules[p->started].stop(a);
     }
-    hms_api_delete(a->api);
-    a->api = NULL;
     ev_timer_stop(a->loop, &p->swim_timer);
     ev_timer_stop(a->loop, &p->leave_timer);
     if (p->lock_fd >= 0)
