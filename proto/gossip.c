@@ -104,6 +104,10 @@ int gossip_encode_msg(const gossip_msg *m, uint8_t *buf, size_t cap, size_t *len
         else
             msgpack_pack_false(&pk);
         break;
+    case GOSSIP_WHO:
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_uint8(&pk, m->type);
+        break;
     case GOSSIP_ACK:
     case GOSSIP_NACK:
         msgpack_pack_array(&pk, 2);
@@ -326,7 +330,7 @@ static int decode_msg(cur *c, gossip_msg *m)
     uint32_t n;
     uint64_t type;
     memset(m, 0, sizeof(*m));
-    if (rd_array(c, &n) < 0 || n < 2 || rd_uint(c, 255, &type) < 0)
+    if (rd_array(c, &n) < 0 || n < 1 || rd_uint(c, 255, &type) < 0)
         return -EBADMSG;
     m->type = (uint8_t)type;
     int bad = 0;
@@ -341,6 +345,9 @@ static int decode_msg(cur *c, gossip_msg *m)
     case GOSSIP_ACK:
     case GOSSIP_NACK:
         bad = n != 2 || rd_u32(c, &m->seq) < 0;
+        break;
+    case GOSSIP_WHO:
+        bad = n != 1;
         break;
     case GOSSIP_ALIVE:
         bad = n != 7 || rd_name(c, m->name) < 0 || rd_key(c, m->key) < 0 ||

@@ -21,6 +21,7 @@
  *   DEAD     [7, name str, key bin32, incarnation u64, from str]
  *   LEAVE    [8, name str, key bin32, incarnation u64]
  *   USER     [9, origin str, kind u8, seq u64, data bin]
+ *   WHO      [11]   "I do not know you": the receiver answers with its ALIVE
  *
  *   addr bin: [family=4][ip 4 bytes][port 2 bytes BE]   7 bytes
  *             [family=6][ip 16 bytes][port 2 bytes BE] 19 bytes
@@ -73,6 +74,7 @@ typedef enum gossip_type {
     GOSSIP_LEAVE = 8,
     GOSSIP_USER = 9,
     GOSSIP_PUSHPULL = 10,
+    GOSSIP_WHO = 11,
 } gossip_type;
 
 /* One decoded message. meta, cert and data point into the decoded buffer. */

@@ -62,6 +62,7 @@ _Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire
 #define SEEDS_MAX 64
 #define MSG_SCRATCH 64
 #define FIX_MAX 4          /* corrections sent back for one packet */
+#define WHO_RING 16        /* unknown senders recently asked who they are */
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
 
@@ -111,8 +112,8 @@ typedef struct bcast {
     struct bcast *prev, *next;
     uint32_t transmits;
     uint8_t kind;
-    struct member *m; /* BC_MEMBER: the subject */
-    char origin[SWIM_NAME_MAX + 1];
+    struct member *m;    /* BC_MEMBER: the subject */
+    uint64_t origin;     /* BC_USER: hash of the origin's name */
     uint8_t user_kind;
     uint16_t len;
     uint8_t data[];
@@ -177,8 +178,11 @@ typedef struct seed {
 typedef struct outq_item {
     swim_output o;
     uint8_t *buf;
+    bool pooled; /* buf is an MTU-sized packet buffer from the pool */
     swim_member_info *info;
 } outq_item;
+
+#define POOL_MAX 16 /* spare packet buffers and event snapshots kept */
 
 typedef struct htab {
     member **slot;
@@ -228,15 +232,26 @@ struct swim {
     size_t nseeds;
     uint8_t *pp_reply; /* the last served reply, freed at the next call */
 
+    bool joined; /* a seed answered once */
+
     /* leave */
     bool leaving;
     hms_time leave_at;
     bool leave_done;
 
-    /* output */
+    /* output, and spare buffers so a busy core does not churn the heap */
+    uint8_t *pkt_pool[POOL_MAX];
+    size_t npkt_pool;
+    swim_member_info *info_pool[POOL_MAX];
+    size_t ninfo_pool;
     outq_item *outq;
     size_t outq_len, outq_cap, outq_head;
 
+    struct {
+        uint8_t key[SWIM_KEY_LEN];
+        hms_time at;
+    } who[WHO_RING];
+    size_t who_next;
     member *fix[FIX_MAX]; /* stale accusations heard in the current packet */
     size_t nfix;
     member **suspects; /* members with a suspicion timer */
@@ -358,8 +373,15 @@ static int htab_reserve(swim_t *s, size_t n)
 static void out_gc(swim_t *s)
 {
     for (size_t i = 0; i < s->outq_head; i++) {
-        free(s->outq[i].buf);
-        free(s->outq[i].info);
+        outq_item *it = &s->outq[i];
+        if (it->pooled && s->npkt_pool < POOL_MAX)
+            s->pkt_pool[s->npkt_pool++] = it->buf;
+        else
+            free(it->buf);
+        if (it->info && s->ninfo_pool < POOL_MAX)
+            s->info_pool[s->ninfo_pool++] = it->info;
+        else
+            free(it->info);
     }
     free(s->pp_reply);
     s->pp_reply = NULL;
@@ -424,9 +446,16 @@ static void emit_info(swim_t *s, swim_event ev, swim_member_info *info, const ui
     }
 }
 
+static swim_member_info *info_new(swim_t *s)
+{
+    if (s->ninfo_pool)
+        return s->info_pool[--s->ninfo_pool];
+    return malloc(sizeof(swim_member_info));
+}
+
 static void emit(swim_t *s, swim_event ev, const member *m)
 {
-    swim_member_info *info = malloc(sizeof(*info));
+    swim_member_info *info = info_new(s);
     if (!info)
         return;
     fill_info(m, info);
@@ -439,11 +468,12 @@ static void emit_udp(swim_t *s, const hms_addr *to, const uint8_t *key, const ui
     outq_item *it = out_push(s);
     if (!it)
         return;
-    it->buf = malloc(len);
+    it->buf = s->npkt_pool ? s->pkt_pool[--s->npkt_pool] : malloc(s->p.mtu);
     if (!it->buf) {
         s->outq_len--;
         return;
     }
+    it->pooled = true;
     memcpy(it->buf, pkt, len);
     it->o.kind = SWIM_OUT_UDP;
     it->o.to = *to;
@@ -552,7 +582,7 @@ static void bc_user(swim_t *s, const gossip_msg *msg)
     for (int t = 0; t < BC_BUCKETS; t++) {
         for (bcast *o = s->bhead[t]; o; o = o->next) {
             if (o->kind == BC_USER && o->user_kind == msg->user_kind &&
-                strcmp(o->origin, msg->name) == 0) {
+                o->origin == hash_name(msg->name)) {
                 bc_free(s, o);
                 goto done;
             }
@@ -560,7 +590,7 @@ static void bc_user(swim_t *s, const gossip_msg *msg)
     }
 done:
     b->kind = BC_USER;
-    memcpy(b->origin, msg->name, sizeof(b->origin));
+    b->origin = hash_name(msg->name);
     b->user_kind = msg->user_kind;
     bc_link_head(s, b);
     s->bcount++;
@@ -583,7 +613,7 @@ static size_t bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs)
         while (s->bhead[t])
             bc_free(s, s->bhead[t]);
     for (uint32_t t = 0; t < limit && nmsgs + ntaken < GOSSIP_MSGS_MAX; t++) {
-        for (bcast *b = s->bhead[t]; b && nmsgs + ntaken < GOSSIP_MSGS_MAX; b = b->next) {
+        for (bcast *b = s->btail[t]; b && nmsgs + ntaken < GOSSIP_MSGS_MAX; b = b->prev) {
             if (*len + b->len > mtu) {
                 if (mtu - *len < 24 || ++skipped > 32)
                     goto out;
@@ -977,9 +1007,15 @@ static void stale(swim_t *s, member *m)
         s->fix[s->nfix++] = m;
 }
 
-static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast)
+/* rebroadcast_new: whether a member new to us is gossiped on. Push-pull
+ * merges pass false for everyone but the sender itself: a joiner would
+ * otherwise re-gossip the whole cluster it just pulled, which every other
+ * member already knows. Changes to known members are always passed on. */
+static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_new)
 {
     member *m = htab_get(&s->by_name, false, g->name);
+    if (m && m != s->self && g->incarnation <= m->inc && key_eq(m->key, g->key))
+        return; /* old news: the common case, one lookup */
     if (m == s->self) {
         if (!key_eq(g->key, m->key)) {
             conflict(s, g);
@@ -1018,7 +1054,7 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
         set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len);
         set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len);
         emit(s, SWIM_EV_JOIN, m);
-        if (rebroadcast)
+        if (rebroadcast_new)
             bc_state(s, m, NULL);
         return;
     }
@@ -1052,8 +1088,7 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
     set_state(s, m, g->incarnation, SWIM_ALIVE, now, NULL);
     if (changed && old == SWIM_ALIVE)
         emit(s, SWIM_EV_UPDATE, m);
-    if (rebroadcast)
-        bc_state(s, m, NULL);
+    bc_state(s, m, NULL);
 }
 
 static void on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t inc,
@@ -1146,7 +1181,7 @@ static void on_user(swim_t *s, const gossip_msg *g)
     u[o->nuseq].seq = g->user_seq;
     o->nuseq++;
 fresh:;
-    swim_member_info *info = malloc(sizeof(*info));
+    swim_member_info *info = info_new(s);
     if (info) {
         fill_info(o, info);
         emit_info(s, SWIM_EV_USER, info, g->data, g->data_len, g->user_kind);
@@ -1359,6 +1394,20 @@ static void on_ack(swim_t *s, const gossip_msg *g, bool nack, const uint8_t *key
     r->used = false;
 }
 
+/* A member we do not know talks to us: it knows us, we missed its join.
+ * Ask it for its record, at most once per probe interval per key. */
+static void ask_who(swim_t *s, hms_time now, const hms_addr *from, const uint8_t *key)
+{
+    hms_time quiet = HMS_MS(s->p.probe_interval_ms);
+    for (size_t i = 0; i < WHO_RING; i++)
+        if (s->who[i].at && now - s->who[i].at < quiet && key_eq(s->who[i].key, key))
+            return;
+    memcpy(s->who[s->who_next].key, key, SWIM_KEY_LEN);
+    s->who[s->who_next].at = now ? now : 1;
+    s->who_next = (s->who_next + 1) % WHO_RING;
+    send_simple(s, GOSSIP_WHO, 0, from, key);
+}
+
 void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[SWIM_KEY_LEN],
                const uint8_t *pkt, size_t len)
 {
@@ -1394,9 +1443,15 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
         case GOSSIP_DEAD: on_dead(s, g->name, g->key, g->incarnation, g->from, now, false); break;
         case GOSSIP_LEAVE: on_dead(s, g->name, g->key, g->incarnation, g->name, now, true); break;
         case GOSSIP_USER: on_user(s, g); break;
+        case GOSSIP_WHO:
+            if (!s->leaving)
+                stale(s, s->self);
+            break;
         default: break;
         }
     }
+    if (!htab_get(&s->by_key, true, key))
+        ask_who(s, now, from, key);
     if (s->nfix) {
         gossip_msg fix[FIX_MAX];
         size_t k = 0;
@@ -1503,7 +1558,10 @@ static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *
         g.cert = gm.cert;
         g.cert_len = gm.cert_len;
         switch (gm.status) {
-        case SWIM_ALIVE: g.type = GOSSIP_ALIVE; on_alive(s, &g, now, true); break;
+        case SWIM_ALIVE:
+            g.type = GOSSIP_ALIVE;
+            on_alive(s, &g, now, strcmp(gm.name, sender) == 0);
+            break;
         case SWIM_SUSPECT:
         case SWIM_DEAD:
             /* Unknown members are learned as alive first so the accusation
@@ -1603,6 +1661,15 @@ void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t k
         if (ok) {
             sd->key_known = true;
             memcpy(sd->key, key, SWIM_KEY_LEN);
+            if (!s->joined) {
+                /* Members that joined while our join was in flight reach us
+                 * by gossip, but gossip to a node few yet know can miss
+                 * them: one early push-pull with a random member catches
+                 * up. */
+                s->joined = true;
+                hms_time iv = HMS_MS(s->p.probe_interval_ms) * 4;
+                s->next_pushpull = now + iv + rng_below(&s->r, iv);
+            }
             sd->backoff = HMS_MS(s->p.probe_interval_ms) * 2;
             sd->next_at = now + cap;
         } else {
@@ -1905,6 +1972,10 @@ void swim_delete(swim_t *s)
     s->outq_head = s->outq_len;
     out_gc(s);
     free(s->outq);
+    while (s->npkt_pool)
+        free(s->pkt_pool[--s->npkt_pool]);
+    while (s->ninfo_pool)
+        free(s->info_pool[--s->ninfo_pool]);
     for (int t = 0; t < BC_BUCKETS; t++) {
         while (s->bhead[t]) {
             bcast *b = s->bhead[t];
@@ -2035,6 +2106,16 @@ const swim_member_info *swim_member_by_key(const swim_t *s, const uint8_t key[SW
 const swim_member_info *swim_self(const swim_t *s)
 {
     return view(s->self);
+}
+
+int swim_member_status(const swim_t *s, const char *name, uint64_t *incarnation)
+{
+    member *m = name ? htab_get(&s->by_name, false, name) : NULL;
+    if (!m)
+        return -ENOENT;
+    if (incarnation)
+        *incarnation = m->inc;
+    return (int)m->status;
 }
 
 hms_time swim_suspicion_deadline(const swim_t *s, const char *name)

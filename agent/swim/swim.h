@@ -184,6 +184,9 @@ const swim_member_info *swim_member_at(const swim_t *s, size_t i);
 const swim_member_info *swim_member_find(const swim_t *s, const char *name);
 const swim_member_info *swim_member_by_key(const swim_t *s, const uint8_t key[SWIM_KEY_LEN]);
 const swim_member_info *swim_self(const swim_t *s);
+/* A member's status (a swim_status) and incarnation without building a
+ * snapshot; -ENOENT when unknown. */
+int swim_member_status(const swim_t *s, const char *name, uint64_t *incarnation);
 
 typedef struct swim_stats {
     uint64_t packets_in, packets_out, bytes_in, bytes_out;

@@ -228,6 +228,21 @@ int main(int argc, char **argv)
         }
         if (healed && !heal_conv && sim_converged(sim))
             heal_conv = now;
+        if (getenv("HMS_SIM_PROGRESS") && now % HMS_SEC(2) < step) {
+            uint32_t lo = UINT32_MAX, hi = 0;
+            uint64_t sus = 0;
+            for (size_t o = 0; o < n; o++) {
+                if (!sim_core(sim, o))
+                    continue;
+                swim_stats st;
+                swim_get_stats(sim_core(sim, o), &st);
+                lo = st.members_alive < lo ? st.members_alive : lo;
+                hi = st.members_alive > hi ? st.members_alive : hi;
+                sus += st.members_suspect;
+            }
+            printf("%.1f s: alive seen min %u max %u, suspect entries %llu\n", (double)now / 1e6,
+                   lo, hi, (unsigned long long)sus);
+        }
         if (watch_node >= 0 && now >= (hms_time)(watch_from * 1e6) &&
             now <= (hms_time)((watch_from + 4) * 1e6)) {
             int cnt[4][16] = {{0}};

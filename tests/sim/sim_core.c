@@ -522,8 +522,8 @@ int sim_status(sim_t *s, size_t observer, size_t subject)
 {
     if (observer >= s->c.n || subject >= s->c.n || !s->nodes[observer].core)
         return -1;
-    const swim_member_info *m = swim_member_find(s->nodes[observer].core, s->nodes[subject].name);
-    return m ? (int)m->status : -1;
+    int st = swim_member_status(s->nodes[observer].core, s->nodes[subject].name, NULL);
+    return st < 0 ? -1 : st;
 }
 
 bool sim_converged(sim_t *s)
