@@ -29,6 +29,7 @@
 
 #include <sodium.h>
 
+#include "agent/audit/audit.h"
 #include "agent/catalog/catalog.h"
 #include "agent/identity.h"
 #include "agent/net/seal.h"
@@ -833,6 +834,7 @@ static void api_stop(hms_agent *a)
 static const agent_module modules[] = {
     {"trust", trust_start, trust_stop},
     {"swim", swim_start, swim_stop},
+    {"audit", hms_audit_start, hms_audit_stop},
     {"catalog", hms_catalog_start, hms_catalog_stop},
     {"api", api_start, api_stop},
 };

@@ -1012,6 +1012,133 @@ int hms_audit_seghdr_decode(const uint8_t *buf, size_t len, hms_audit_seghdr *h)
     return 0;
 }
 
+/* ---- gossip head message, pull request ------------------------------------------ */
+
+static int r_bin_var(rbuf *r, const uint8_t **b, size_t *n)
+{
+    int t = r_peek(r);
+    uint64_t k;
+    if (t != 0xc4)
+        return -EBADMSG; /* every binary here is shorter than 256 bytes */
+    r->off++;
+    if (r_be(r, 1, &k) || r_take(r, k, b))
+        return -EBADMSG;
+    *n = k;
+    return 0;
+}
+
+int hms_audit_headmsg_encode(const hms_audit_headmsg *m, uint8_t *out, size_t cap, size_t *len)
+{
+    if (m->nholdings > HMS_AUDIT_HOLDINGS_MAX)
+        return -EINVAL;
+    wbuf w = {out, cap, 0, 0};
+    w_array(&w, 3);
+    w_u8(&w, 1);
+    if (m->has_seal) {
+        uint8_t sb[HMS_AUDIT_SEAL_ENC_MAX];
+        size_t sl;
+        int r = hms_audit_seal_encode(&m->seal, sb, sizeof(sb), &sl);
+        if (r)
+            return r;
+        w_bin(&w, sb, sl);
+    } else {
+        w_nil(&w);
+    }
+    w_array(&w, (uint32_t)m->nholdings);
+    for (size_t i = 0; i < m->nholdings; i++) {
+        w_array(&w, 3);
+        w_bin(&w, m->holdings[i].key8, 8);
+        w_uint(&w, m->holdings[i].last_segno);
+        w_bin(&w, m->holdings[i].head8, 8);
+    }
+    if (w.err)
+        return w.err;
+    *len = w.len;
+    return 0;
+}
+
+int hms_audit_headmsg_decode(const uint8_t *buf, size_t len, hms_audit_headmsg *m)
+{
+    rbuf r = {buf, len, 0};
+    uint32_t n;
+    uint64_t v;
+    hms_audit_headmsg x;
+    memset(&x, 0, sizeof(x));
+    if (r_array(&r, &n) || n != 3 || r_uint(&r, &v) || v != 1)
+        return -EBADMSG;
+    if (!r_nil(&r)) {
+        const uint8_t *b;
+        size_t bl;
+        if (r_bin_var(&r, &b, &bl) || hms_audit_seal_decode(b, bl, &x.seal))
+            return -EBADMSG;
+        x.has_seal = true;
+    }
+    if (r_array(&r, &n) || n > HMS_AUDIT_HOLDINGS_MAX)
+        return -EBADMSG;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k;
+        hms_audit_holding *h = &x.holdings[i];
+        if (r_array(&r, &k) || k != 3 || r_bin_fixed(&r, h->key8, 8) ||
+            r_uint(&r, &h->last_segno) || r_bin_fixed(&r, h->head8, 8))
+            return -EBADMSG;
+    }
+    x.nholdings = n;
+    if (r.off != len)
+        return -EBADMSG;
+    *m = x;
+    return 0;
+}
+
+void hms_audit_pullreq_encode(const uint8_t key[32], uint64_t from_segno, uint32_t max_bytes,
+                              uint8_t out[HMS_AUDIT_PULLREQ_LEN])
+{
+    memcpy(out, key, 32);
+    for (int i = 0; i < 8; i++)
+        out[32 + i] = (uint8_t)(from_segno >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        out[40 + i] = (uint8_t)(max_bytes >> (24 - 8 * i));
+}
+
+int hms_audit_pullreq_decode(const uint8_t *buf, size_t len, uint8_t key[32], uint64_t *from_segno,
+                             uint32_t *max_bytes)
+{
+    if (len != HMS_AUDIT_PULLREQ_LEN)
+        return -EBADMSG;
+    memcpy(key, buf, 32);
+    uint64_t f = 0;
+    uint32_t m = 0;
+    for (int i = 0; i < 8; i++)
+        f = f << 8 | buf[32 + i];
+    for (int i = 0; i < 4; i++)
+        m = m << 8 | buf[40 + i];
+    *from_segno = f;
+    *max_bytes = m;
+    return 0;
+}
+
+int hms_audit_next_segment(const uint8_t *buf, size_t len, size_t *seglen)
+{
+    size_t off = 0, next, plen;
+    const uint8_t *pay;
+    uint8_t type;
+    bool first = true;
+    while (off < len) {
+        if (hms_audit_unframe(buf, len, off, &type, &pay, &plen, &next) != 0)
+            return -EBADMSG;
+        if ((type == HMS_AUDIT_REC_HEADER) != first)
+            return -EBADMSG;
+        first = false;
+        off = next;
+        if (type == HMS_AUDIT_REC_SEAL) {
+            *seglen = off;
+            return 0;
+        }
+        if (off > HMS_AUDIT_SEGMENT_MAX)
+            return -EBADMSG;
+    }
+    return -EBADMSG;
+}
+
 /* ---- records ------------------------------------------------------------------ */
 
 static void put32(uint8_t *p, uint32_t v)

@@ -158,6 +158,37 @@ int hms_audit_segment_verify(const uint8_t *buf, size_t len, const uint8_t *expe
                              bool allow_open, hms_audit_seginfo *info, size_t *err_off,
                              const char **why, hms_audit_entry_fn fn, void *ctx);
 
+/* What an agent gossips (HMS_USER_AUDIT_HEAD, at most 512 bytes): its own
+ * latest seal, and how far it holds other origins' logs.
+ *   [1, seal:bin|nil, [[key8:bin8, last_segno:uint, head8:bin8], ...]] */
+#define HMS_AUDIT_HOLDINGS_MAX 10
+typedef struct hms_audit_holding {
+    uint8_t key8[8];  /* first bytes of the origin's key */
+    uint64_t last_segno;
+    uint8_t head8[8]; /* first bytes of that segment's head hash */
+} hms_audit_holding;
+
+typedef struct hms_audit_headmsg {
+    bool has_seal;
+    hms_audit_seal seal;
+    size_t nholdings;
+    hms_audit_holding holdings[HMS_AUDIT_HOLDINGS_MAX];
+} hms_audit_headmsg;
+
+int hms_audit_headmsg_encode(const hms_audit_headmsg *m, uint8_t *out, size_t cap, size_t *len);
+int hms_audit_headmsg_decode(const uint8_t *buf, size_t len, hms_audit_headmsg *m);
+
+/* "audit.pull" request: key (32) | from_segno (be64) | max_bytes (be32). */
+#define HMS_AUDIT_PULLREQ_LEN 44
+void hms_audit_pullreq_encode(const uint8_t key[32], uint64_t from_segno, uint32_t max_bytes,
+                              uint8_t out[HMS_AUDIT_PULLREQ_LEN]);
+int hms_audit_pullreq_decode(const uint8_t *buf, size_t len, uint8_t key[32], uint64_t *from_segno,
+                             uint32_t *max_bytes);
+
+/* Splits a run of whole segments (a pull reply): the length of the first
+ * segment (through its seal record) in *seglen; 0 or -EBADMSG. */
+int hms_audit_next_segment(const uint8_t *buf, size_t len, size_t *seglen);
+
 void hms_audit_hex(const uint8_t *in, size_t n, char *out); /* out: 2n+1 bytes */
 int hms_audit_unhex(const char *in, uint8_t *out, size_t n); /* exactly 2n hex digits */
 

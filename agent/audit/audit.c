@@ -22,6 +22,7 @@
 
 #include "agent/audit/audit_int.h"
 #include "agent/audit/audit_priv.h"
+#include "agent/audit/repl.h"
 #include "agent/audit/fileio.h"
 #include "agent/log.h"
 
@@ -229,8 +230,7 @@ int hms_audit_append(struct hms_audit *a, const char *kind, const char *request_
     a->stats.appended++;
     if (seq_out)
         *seq_out = e.seq;
-    if (a->on_entry)
-        a->on_entry(a, a->own, &e, h, a->on_entry_ctx);
+    audit_notify_entry(a, a->own, &e, h);
     if (g->count >= a->seal_entries)
         audit_seal_open(a); /* an error here leaves the segment open; the timer retries */
     if (durable && done) {
@@ -474,4 +474,9 @@ void hms_audit_get_stats(const hms_audit *a, hms_audit_stats *out)
         out->replica_refused += l->refused;
         out->forks += l->nforks;
     }
+}
+
+bool hms_audit_durable_default(const hms_audit *a)
+{
+    return a && a->durable_default;
 }

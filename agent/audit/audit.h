@@ -110,4 +110,50 @@ typedef struct hms_audit_stats {
 
 void hms_audit_get_stats(const hms_audit *a, hms_audit_stats *out);
 
+/* The configured default for appends that do not say (HMS_AUDIT_DURABLE). */
+bool hms_audit_durable_default(const hms_audit *a);
+
+/* ---- inside the agent (module.c) ---------------------------------------- */
+
+struct hms_agent;
+/* Opens the log in the agent's data dir, starts replication, registers the
+ * audit socket operations; a message in err on failure. */
+int hms_audit_start(struct hms_agent *agent, char *err, size_t errlen);
+void hms_audit_stop(struct hms_agent *agent);
+
+/* ---- queries (query.c), for the socket operations ------------------------ */
+
+/* Node name (member, or remembered for a dead one) or key hex -> key. */
+int hms_audit_key_of(hms_audit *a, const char *name, uint8_t key[32]);
+/* Last n entries of one log (key NULL: this node's), oldest first, as a
+ * JSON array; NULL with *err (-ENOENT: log not held, -EBADMSG: does not
+ * verify). */
+json_t *hms_audit_query_tail(hms_audit *a, const uint8_t *key, size_t n, int *err);
+/* Entries with request id reqid (NULL: any) from one log (key; NULL: own)
+ * or from every log held (all), in time order, at most limit (0: all). */
+json_t *hms_audit_query_find(hms_audit *a, const uint8_t *key, bool all, const char *reqid,
+                             size_t limit, int *err);
+/* One page of an export: {entries: [...], next: cursor|null}. */
+json_t *hms_audit_query_export(hms_audit *a, const uint8_t *key, uint64_t since_ns,
+                               const char *cursor, size_t limit, int *err);
+/* Verification report {ok, logs: [{node, key, ok, problems, forks, replicas, ...}]}. */
+json_t *hms_audit_query_verify(hms_audit *a, const uint8_t *key, bool all, int *err);
+json_t *hms_audit_query_status(hms_audit *a);
+
+/* Followers of one log (key NULL: own): fn gets each new entry as JSON
+ * (borrowed). */
+typedef void (*hms_audit_follow_fn)(void *ctx, json_t *entry);
+int hms_audit_follow(hms_audit *a, const uint8_t *key, hms_audit_follow_fn fn, void *ctx,
+                     uint64_t *id);
+void hms_audit_unfollow(hms_audit *a, uint64_t id);
+
+/* Brings the local copy of key's log up to date from its holders (at most
+ * max_ms), then done(ctx, status) from the loop. -EALREADY: nothing to do
+ * (done not called). */
+int hms_audit_fetch(hms_audit *a, const uint8_t key[32], uint32_t max_ms,
+                    void (*done)(void *ctx, int status), void *ctx);
+/* Takes a segment file given by an operator; verdict says what happened. */
+int hms_audit_import(hms_audit *a, const uint8_t *buf, size_t len, const uint8_t *expect_key,
+                     char *verdict, size_t cap);
+
 #endif

@@ -42,10 +42,7 @@ struct hms_audit {
     uint64_t seen_error_gen;
     hms_audit_stats stats;
 
-    /* Hooks for replication and followers (tail -f). */
-    void (*on_entry)(hms_audit *a, alog *l, const hms_audit_entry *e,
-                     const uint8_t hash[HMS_AUDIT_HASH_LEN], void *ctx);
-    void *on_entry_ctx;
+    /* Hooks for replication. */
     void (*on_sealed)(hms_audit *a, const hms_audit_seal *newest, void *ctx);
     void *on_sealed_ctx;
     void (*on_tick)(hms_audit *a, void *ctx);

@@ -333,6 +333,11 @@ void awriter_destroy(awriter *w)
         ajob *j = lists[i];
         while (j) {
             ajob *n = j->next;
+            if (j->done) {
+                /* never written: the owner frees its context */
+                j->status = -ECANCELED;
+                j->done(j->ctx, j);
+            }
             free(j->buf);
             free(j);
             j = n;

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    uint8_t sel = data[0] % 6;
+    uint8_t sel = data[0] % 9;
     const uint8_t *p = data + 1;
     size_t n = size - 1;
     static uint8_t out[HMS_AUDIT_ENTRY_MAX];
@@ -81,6 +81,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (next <= off || next > n)
                 abort();
             off = next;
+        }
+        break;
+    }
+    case 6: {
+        hms_audit_headmsg m;
+        if (hms_audit_headmsg_decode(p, n, &m) == 0) {
+            if (hms_audit_headmsg_encode(&m, out, sizeof(out), &len) != 0 || len != n ||
+                memcmp(out, p, n) != 0)
+                abort();
+        }
+        break;
+    }
+    case 7: {
+        uint8_t key[32];
+        uint64_t from;
+        uint32_t max;
+        if (hms_audit_pullreq_decode(p, n, key, &from, &max) == 0) {
+            hms_audit_pullreq_encode(key, from, max, out);
+            if (memcmp(out, p, HMS_AUDIT_PULLREQ_LEN) != 0)
+                abort();
+        }
+        break;
+    }
+    case 8: {
+        size_t off = 0, sl;
+        while (off < n && hms_audit_next_segment(p + off, n - off, &sl) == 0) {
+            if (sl == 0 || sl > n - off)
+                abort();
+            off += sl;
         }
         break;
     }
