@@ -716,7 +716,7 @@ static int chan_verify(void *ctx, const uint8_t *cert, size_t len, hms_peer *out
     return hms_identity_verify_peer(ctx, cert, len, out);
 }
 
-static int swim_start(hms_agent *a, char *err, size_t errlen)
+static int swim_start_parts(hms_agent *a, char *err, size_t errlen)
 {
     struct hms_agent_priv *p = a->priv;
     char addr[HMS_ADDR_STRLEN];
@@ -778,6 +778,18 @@ static int swim_start(hms_agent *a, char *err, size_t errlen)
              a->cfg->profile_name);
     swim_run(a);
     return 0;
+}
+
+static void swim_stop(hms_agent *a);
+
+/* A failed start undoes what it did: the module table only stops modules
+ * that started. */
+static int swim_start(hms_agent *a, char *err, size_t errlen)
+{
+    int r = swim_start_parts(a, err, errlen);
+    if (r < 0)
+        swim_stop(a);
+    return r;
 }
 
 /* Closes every channel. Pending calls complete with -ECANCELED now, while
