@@ -694,10 +694,15 @@ static void member_cb(hms_agent *a, swim_event ev, const swim_member_info *m, vo
     if (!c || !strcmp(m->name, a->name))
         return;
     switch (ev) {
-    case SWIM_EV_REAPED:
+    case SWIM_EV_REAPED: {
         if (cat_view_forget(c->view, m->name))
             schedule_notify(c);
+        /* its fetch record goes too, unless a call still refers to it */
+        fetch_rec *r = fetch_get(c, m->name, false);
+        if (r && !r->inflight)
+            *r = c->fetch[--c->nfetch];
         return;
+    }
     case SWIM_EV_JOIN:
     case SWIM_EV_UPDATE:
     case SWIM_EV_SUSPECT:

@@ -15,10 +15,23 @@ N1_ARGS=()
 OFFSET=${OFFSET:-0} # agent i binds 127.0.PREFIX.(OFFSET+i)
 fail() { echo "FAIL: $*"; for f in "$W"/log*; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
 cleanup() {
-  local p
-  for p in "${PID[@]}" "${OTHER[@]}"; do kill -9 "$p" 2>/dev/null; done
+  local code=$? p k bad=0
+  for p in "${OTHER[@]}"; do kill -9 "$p" 2>/dev/null; done
+  # agents stop gracefully so that a sanitizer build reports leaks
+  for p in "${PID[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${PID[@]}"; do
+    for k in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
   wait 2>/dev/null
+  for p in "$W"/log*; do
+    if [ -f "$p" ] && grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$p"; then
+      echo "FAIL: sanitizer report in $p"; grep -A30 -E "AddressSanitizer|LeakSanitizer|runtime error" "$p" | head -60; bad=1
+    fi
+  done
   rm -rf "$W"
+  [ $bad -eq 0 ] || exit 1
+  exit $code
 }
 trap cleanup EXIT
 ctl() { local i=$1; shift; "$CTL" --socket "$W/s$i" "$@"; }
