@@ -67,8 +67,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: hmsctl [--socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t t = 0; t < COMMAND_TABLES; t++) {
         const hmsctl_cmd *tab = command_tables(t);
-        for (const hmsctl_cmd *c = tab; c && c->name; c++)
-            fprintf(f, "  %-40s %s\n", c->usage ? c->usage : c->name, c->help ? c->help : "");
+        for (const hmsctl_cmd *c = tab; c && c->name; c++) {
+            const char *u = c->usage ? c->usage : c->name;
+            if (strlen(u) > 40)
+                fprintf(f, "  %s\n  %-40s %s\n", u, "", c->help ? c->help : "");
+            else
+                fprintf(f, "  %-40s %s\n", u, c->help ? c->help : "");
+        }
     }
     fprintf(f, "\n'hmsctl COMMAND --help' shows one command. The socket is --socket, else "
                "$HMS_SOCKET, else %s.\nexit codes: 0 ok, 1 failed, 2 usage, 3 agent not "
