@@ -62,6 +62,7 @@ _Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire
 #define SEEDS_MAX 64
 #define MSG_SCRATCH 64
 #define FIX_MAX 4          /* corrections sent back for one packet */
+#define CATCHUPS 4         /* push-pulls soon after joining, at doubling gaps */
 #define WHO_RING 16        /* unknown senders recently asked who they are */
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
@@ -232,7 +233,9 @@ struct swim {
     size_t nseeds;
     uint8_t *pp_reply; /* the last served reply, freed at the next call */
 
-    bool joined; /* a seed answered once */
+    bool joined;       /* a seed answered once */
+    uint32_t catchups; /* early push-pulls left after the join */
+    hms_time catchup_gap;
 
     /* leave */
     bool leaving;
@@ -1018,9 +1021,9 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
         return; /* old news: the common case, one lookup */
     if (m == s->self) {
         if (!key_eq(g->key, m->key)) {
+            /* Another key claims our name. Members that know us refuse it;
+             * outbidding its incarnation would only start a race. */
             conflict(s, g);
-            if (g->incarnation >= m->inc && !s->leaving)
-                self_bump(s, g->incarnation, now);
             return;
         }
         bool same = hms_addr_equal(&g->addr, &m->addr) && g->meta_len == m->meta_len &&
@@ -1662,13 +1665,14 @@ void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t k
             sd->key_known = true;
             memcpy(sd->key, key, SWIM_KEY_LEN);
             if (!s->joined) {
-                /* Members that joined while our join was in flight reach us
-                 * by gossip, but gossip to a node few yet know can miss
-                 * them: one early push-pull with a random member catches
-                 * up. */
+                /* Members that joined around the same time reach us by
+                 * gossip, but gossip aimed at a node few yet know can miss
+                 * us: a few early push-pulls with random members, at
+                 * doubling gaps, catch up (see catch-up in swim_tick). */
                 s->joined = true;
-                hms_time iv = HMS_MS(s->p.probe_interval_ms) * 4;
-                s->next_pushpull = now + iv + rng_below(&s->r, iv);
+                s->catchups = CATCHUPS;
+                s->catchup_gap = HMS_MS(s->p.probe_interval_ms) * 4;
+                s->next_pushpull = now + s->catchup_gap + rng_below(&s->r, s->catchup_gap);
             }
             sd->backoff = HMS_MS(s->p.probe_interval_ms) * 2;
             sd->next_at = now + cap;
@@ -1869,6 +1873,12 @@ hms_time swim_tick(swim_t *s, hms_time now)
         hms_time iv = HMS_MS(s->p.pushpull_interval_ms);
         if (n > 32)
             iv *= (hms_time)ceil(log2((double)n) - log2(32.0)) + 1;
+        if (s->catchups) {
+            s->catchups--;
+            s->catchup_gap *= 2;
+            if (s->catchup_gap < iv)
+                iv = s->catchup_gap + rng_below(&s->r, s->catchup_gap);
+        }
         s->next_pushpull = now + iv;
         member *m = s->leaving ? NULL : random_member(s, SWIM_ALIVE, SWIM_ALIVE);
         if (m)

@@ -173,12 +173,7 @@ int main(int argc, char **argv)
     r.sim = sim;
 
     /* Nodes start over `spread` seconds, each joining through node 0. */
-    size_t seed0 = 0;
-    sim_start(sim, 0, NULL, 0);
-    for (size_t i = 1; i < n; i++) {
-        sim_run_until(sim, (hms_time)(spread * 1e6 * (double)i / (double)n));
-        sim_start(sim, i, &seed0, 1);
-    }
+    sim_start_all(sim, (hms_time)(spread * 1e6));
     hms_time end = (hms_time)(duration * 1e6);
     hms_time conv = 0;
     hms_time step = HMS_MS(100);

@@ -46,6 +46,11 @@ void sim_config_default(sim_config *c, size_t n, uint64_t seed);
 sim_t *sim_new(const sim_config *c);
 void sim_delete(sim_t *s);
 
+/* Gives node i another name before it starts (to stage a name conflict). */
+void sim_rename(sim_t *s, size_t i, const char *name);
+/* Starts every node: node 0 at once, the others evenly over `spread`, each
+ * joining through node 0. Runs the clock to the last start. */
+void sim_start_all(sim_t *s, hms_time spread);
 /* Starts node i now (creating its core) and joins it through the seeds. */
 int sim_start(sim_t *s, size_t i, const size_t *seeds, size_t nseeds);
 /* Stops node i at once (kill -9): its core is deleted, its traffic dropped. */

@@ -328,6 +328,12 @@ static int boot(sim_t *s, size_t i, uint64_t inc, const size_t *seeds, size_t ns
     return 0;
 }
 
+void sim_rename(sim_t *s, size_t i, const char *name)
+{
+    if (i < s->c.n && !s->nodes[i].started)
+        snprintf(s->nodes[i].name, sizeof(s->nodes[i].name), "%s", name);
+}
+
 int sim_start(sim_t *s, size_t i, const size_t *seeds, size_t nseeds)
 {
     if (i >= s->c.n || s->nodes[i].started)

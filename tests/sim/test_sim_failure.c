@@ -1,0 +1,202 @@
+/*
+ * Scenarios: a killed node is declared dead by every other node within the
+ * derived bound (docs/membership.md), a graceful leave is seen as left and
+ * never as dead, a restarted node with a higher incarnation is taken back as
+ * alive, and a second key claiming a live member's name is refused.
+ */
+#include <string.h>
+
+#include "tests/sim/sim_test.h"
+
+typedef struct watch {
+    size_t victim;
+    bool armed;
+    hms_time t0;
+    hms_time *dead_at; /* per observer */
+    size_t dead_events, left_events, conflicts;
+} watch;
+
+static void on_event(void *ctx, sim_t *s, size_t node, hms_time now, const swim_output *o)
+{
+    watch *w = ctx;
+    if (!w->armed || strcmp(o->member->name, sim_name(s, w->victim)) != 0)
+        return;
+    if (o->event == SWIM_EV_DEAD) {
+        w->dead_events++;
+        if (!w->dead_at[node])
+            w->dead_at[node] = now;
+    } else if (o->event == SWIM_EV_LEFT) {
+        w->left_events++;
+    } else if (o->event == SWIM_EV_CONFLICT) {
+        w->conflicts++;
+    }
+}
+
+static bool converged(sim_t *s, void *arg)
+{
+    (void)arg;
+    return sim_converged(s);
+}
+
+static sim_t *cluster(size_t n, uint64_t seed, watch *w)
+{
+    sim_config c;
+    sim_config_default(&c, n, seed);
+    c.on_event = on_event;
+    c.ctx = w;
+    sim_t *s = sim_new(&c);
+    CU_ASSERT_FATAL(s != NULL);
+    sim_start_all(s, HMS_SEC(2));
+    CU_ASSERT_FATAL(sim_run_while(s, HMS_SEC(30), HMS_MS(100), converged, NULL));
+    sim_run_until(s, sim_now(s) + HMS_SEC(5)); /* let the join gossip settle */
+    return s;
+}
+
+static void detect(size_t n, uint64_t dflt_seed)
+{
+    uint64_t seed = sim_test_seed(dflt_seed);
+    watch w = {.victim = n - 1};
+    w.dead_at = calloc(n, sizeof(*w.dead_at));
+    sim_t *s = cluster(n, seed, &w);
+    swim_profile p;
+    swim_profile_by_name("lan", &p);
+    hms_time T = HMS_MS(p.probe_interval_ms);
+    hms_time smin = swim_suspicion_min(&p, n), smax = swim_suspicion_max(&p, n);
+    /* Worst case: every node probes the victim within 2(n-1) periods of the
+     * shuffled round-robin, the probe ends one period later, and its own
+     * suspicion timer runs at most smax. */
+    hms_time bound = (2 * (n - 1) + 1) * T + smax;
+    /* Expected case: the first of n-1 probers reaches it in about one period
+     * (allow three), then a period of probing, then the timeout with two of
+     * the three expected confirmations, plus a second of gossip. */
+    hms_time typical = 4 * T + swim_suspicion_timeout(2, 3, smin, smax) + HMS_SEC(1);
+
+    w.armed = true;
+    w.t0 = sim_now(s);
+    sim_kill(s, w.victim);
+    sim_run_until(s, w.t0 + bound);
+    hms_time worst = 0;
+    size_t seen = 0;
+    for (size_t o = 0; o + 1 < n; o++) {
+        if (w.dead_at[o]) {
+            seen++;
+            if (w.dead_at[o] - w.t0 > worst)
+                worst = w.dead_at[o] - w.t0;
+        }
+    }
+    printf("n=%zu: %zu/%zu observers saw the kill, slowest after %.2f s (typical bound %.2f s, "
+           "worst-case bound %.1f s) ",
+           n, seen, n - 1, (double)worst / 1e6, (double)typical / 1e6, (double)bound / 1e6);
+    CU_ASSERT_EQUAL(seen, n - 1);
+    CU_ASSERT(worst <= bound);
+    CU_ASSERT(worst <= typical);
+    free(w.dead_at);
+    sim_delete(s);
+}
+
+static void test_detect_64(void)
+{
+    detect(64, 21);
+}
+
+static void test_detect_128(void)
+{
+    detect(128, 22);
+}
+
+static void test_leave(void)
+{
+    size_t n = 32;
+    watch w = {.victim = 5};
+    w.dead_at = calloc(n, sizeof(*w.dead_at));
+    sim_t *s = cluster(n, sim_test_seed(23), &w);
+    w.armed = true;
+    sim_leave(s, w.victim);
+    sim_run_until(s, sim_now(s) + HMS_SEC(30));
+    CU_ASSERT(!sim_up(s, w.victim)); /* stopped once the leave propagated */
+    for (size_t o = 0; o < n; o++)
+        if (o != w.victim)
+            CU_ASSERT_EQUAL(sim_status(s, o, w.victim), SWIM_LEFT);
+    printf("left events %zu, dead events %zu ", w.left_events, w.dead_events);
+    CU_ASSERT_EQUAL(w.dead_events, 0);
+    free(w.dead_at);
+    sim_delete(s);
+}
+
+static void test_restart(void)
+{
+    size_t n = 32, seed0 = 0;
+    watch w = {.victim = 7};
+    w.dead_at = calloc(n, sizeof(*w.dead_at));
+    sim_t *s = cluster(n, sim_test_seed(24), &w);
+    uint64_t inc_before = 0;
+    swim_member_status(sim_core(s, 0), sim_name(s, w.victim), &inc_before);
+    w.armed = true;
+    sim_kill(s, w.victim);
+    sim_run_until(s, sim_now(s) + HMS_SEC(30));
+    for (size_t o = 0; o < n; o++)
+        if (o != w.victim)
+            CU_ASSERT_EQUAL(sim_status(s, o, w.victim), SWIM_DEAD);
+    CU_ASSERT_EQUAL(sim_restart(s, w.victim, &seed0, 1), 0);
+    sim_run_until(s, sim_now(s) + HMS_SEC(10));
+    for (size_t o = 0; o < n; o++) {
+        uint64_t inc = 0;
+        CU_ASSERT_EQUAL(swim_member_status(sim_core(s, o), sim_name(s, w.victim), &inc),
+                        SWIM_ALIVE);
+        CU_ASSERT(inc > inc_before);
+    }
+    CU_ASSERT(sim_converged(s));
+    free(w.dead_at);
+    sim_delete(s);
+}
+
+static void test_conflict(void)
+{
+    size_t n = 16, seed0 = 0;
+    watch w = {.victim = 3};
+    w.dead_at = calloc(n, sizeof(*w.dead_at));
+    sim_config c;
+    sim_config_default(&c, n, sim_test_seed(25));
+    c.on_event = on_event;
+    c.ctx = &w;
+    sim_t *s = sim_new(&c);
+    CU_ASSERT_FATAL(s != NULL);
+    /* Node 15 has its own key but claims the name of node 3. */
+    sim_rename(s, 15, "n3");
+    sim_start(s, 0, NULL, 0);
+    for (size_t i = 1; i < 15; i++)
+        sim_start(s, i, &seed0, 1);
+    sim_run_until(s, HMS_SEC(10));
+    w.armed = true;
+    sim_start(s, 15, &seed0, 1);
+    sim_run_until(s, HMS_SEC(40));
+    uint8_t real[SWIM_KEY_LEN];
+    sim_key(s, 3, real);
+    size_t kept = 0;
+    for (size_t o = 0; o < 15; o++) {
+        const swim_member_info *m = swim_member_find(sim_core(s, o), "n3");
+        CU_ASSERT_FATAL(m != NULL);
+        kept += m->status == SWIM_ALIVE && memcmp(m->key, real, SWIM_KEY_LEN) == 0;
+    }
+    swim_stats st;
+    swim_get_stats(sim_core(s, 0), &st);
+    printf("conflict events %zu, node 0 refused %llu claims ", w.conflicts,
+           (unsigned long long)st.name_conflicts);
+    CU_ASSERT_EQUAL(kept, 15);
+    CU_ASSERT(w.conflicts > 0);
+    CU_ASSERT(st.name_conflicts > 0);
+    free(w.dead_at);
+    sim_delete(s);
+}
+
+int main(void)
+{
+    static const sim_test_case cases[] = {
+        {"kill detected by all within bound (64)", test_detect_64},
+        {"kill detected by all within bound (128)", test_detect_128},
+        {"graceful leave is left, not dead", test_leave},
+        {"restart with higher incarnation accepted", test_restart},
+        {"second key for a live name refused", test_conflict},
+    };
+    return sim_test_main("sim_failure", cases, 5);
+}
