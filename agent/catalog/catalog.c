@@ -354,7 +354,11 @@ static int do_register(hms_cat *c, const cat_registration *rin, const char *sour
                  r.inst.id, old->source ? old->source : "");
         goto out;
     }
-    bool keep = old && same_checks(old, &r);
+    /* Checks resolve their target from the address and port: keep their
+     * state only when neither changed. */
+    const cat_instance *prev = old ? cat_view_local_get(c->view, r.inst.id) : NULL;
+    bool keep = old && prev && same_checks(old, &r) && prev->port == r.inst.port &&
+                !strcmp(prev->address, r.inst.address);
     /* Status: with no check, passing; a new or changed check starts
      * critical; unchanged checks keep their state across re-registration. */
     if (keep) {
