@@ -33,7 +33,7 @@
 
 struct hms_agent;
 struct hms_audit_actor;
-typedef struct hms_catalog hms_catalog;
+typedef struct hms_catalog hms_cat; /* hms_catalog() is the client call */
 
 #define CAT_CHECKS_MAX 4         /* checks per instance */
 #define CAT_CHECK_TARGET_MAX 255 /* URL of an HTTP check, host:port of a TCP check */
@@ -99,24 +99,24 @@ void hms_catalog_stop(struct hms_agent *a);
 
 /* Directory of service definition files (one JSON file per service), read
  * at start and by hms_catalog_reload. NULL or "" for none. */
-void hms_catalog_set_services_dir(hms_catalog *c, const char *dir);
+void hms_catalog_set_services_dir(hms_cat *c, const char *dir);
 /* Re-reads the services directory: new files register, changed files
  * re-register, removed files deregister (only what files registered).
  * Returns the number of files refused, or a negative code. */
-int hms_catalog_reload(hms_catalog *c);
+int hms_catalog_reload(hms_cat *c);
 
 /* Operations (ops_catalog.c). Errors: -EINVAL/-E2BIG (bad request, message
  * in err), -ENOENT (no such instance), -EPERM (registered from a file: change
  * the file), -ENOMEM. */
-int hms_catalog_register(hms_catalog *c, const cat_registration *r,
+int hms_catalog_register(hms_cat *c, const cat_registration *r,
                          const struct hms_audit_actor *actor, char *err, size_t errlen);
-int hms_catalog_deregister(hms_catalog *c, const char *id, const struct hms_audit_actor *actor,
+int hms_catalog_deregister(hms_cat *c, const char *id, const struct hms_audit_actor *actor,
                            char *err, size_t errlen);
 /* A TTL update for instance id: every TTL check of it gets the status. */
-int hms_catalog_check_update(hms_catalog *c, const char *id, cat_status st, const char *note,
+int hms_catalog_check_update(hms_cat *c, const char *id, cat_status st, const char *note,
                              const struct hms_audit_actor *actor, char *err, size_t errlen);
 
-const cat_view *hms_catalog_view(const hms_catalog *c);
+const cat_view *hms_catalog_view(const hms_cat *c);
 
 /* One local check as shown by the `services` op. */
 typedef struct cat_check_info {
@@ -129,26 +129,26 @@ typedef struct cat_check_info {
 /* Local instances (sorted by id); for each, its checks and where it came
  * from (a file path, or NULL for the socket). Returns the count; i-th with
  * hms_catalog_local_at. */
-size_t hms_catalog_local_count(const hms_catalog *c);
-const cat_instance *hms_catalog_local_at(const hms_catalog *c, size_t i, const char **source,
+size_t hms_catalog_local_count(const hms_cat *c);
+const cat_instance *hms_catalog_local_at(const hms_cat *c, size_t i, const char **source,
                                          size_t *nchecks);
-void hms_catalog_local_check(const hms_catalog *c, size_t i, size_t k, cat_check_info *out);
+void hms_catalog_local_check(const hms_cat *c, size_t i, size_t k, cat_check_info *out);
 
 /* Change notification for watches: fn(ctx) runs after every change of the
  * view (registration, health, fetched set, member up/down). Returns a
  * handle > 0, or -ENOSPC at CAT_WATCHES_MAX. */
 typedef void (*cat_change_fn)(void *ctx);
-int hms_catalog_watch_add(hms_catalog *c, cat_change_fn fn, void *ctx);
-void hms_catalog_watch_remove(hms_catalog *c, int handle);
+int hms_catalog_watch_add(hms_cat *c, cat_change_fn fn, void *ctx);
+void hms_catalog_watch_remove(hms_cat *c, int handle);
 
 typedef struct cat_stats {
     uint64_t fetches, fetch_errors, fetch_refused, sets_applied, serves;
     uint64_t checks_run, check_transitions, registrations, deregistrations, refused;
     uint64_t watches_now;
 } cat_stats;
-void hms_catalog_get_stats(const hms_catalog *c, cat_stats *out);
+void hms_catalog_get_stats(const hms_cat *c, cat_stats *out);
 
 /* Registers the socket operations (ops_catalog.c). */
-int hms_catalog_ops_register(struct hms_agent *a, hms_catalog *c);
+int hms_catalog_ops_register(struct hms_agent *a, hms_cat *c);
 
 #endif
