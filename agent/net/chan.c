@@ -587,28 +587,45 @@ static const method_entry *find_method(hms_chan_pool *p, const char *name)
     return NULL;
 }
 
-static int handle_msg(hms_chan *ch, const uint8_t *m, size_t len)
+int hms_chan_msg_decode(const uint8_t *m, size_t len, hms_chan_msg *out)
 {
-    hms_chan_pool *p = ch->p;
+    memset(out, 0, sizeof(*out));
     if (len < MSG_HDR)
         return -EPROTO;
-    uint8_t type = m[0];
-    uint64_t id = get_be(m + 1, 8);
-    int32_t status = (int32_t)(uint32_t)get_be(m + 9, 4);
+    out->type = m[0];
+    out->id = get_be(m + 1, 8);
+    out->status = (int32_t)(uint32_t)get_be(m + 9, 4);
     size_t mlen = m[13];
     if (mlen > HMS_CHAN_METHOD_MAX || MSG_HDR + mlen > len)
         return -EPROTO;
-    const uint8_t *body = m + MSG_HDR + mlen;
-    size_t blen = len - MSG_HDR - mlen;
+    if (out->type == MSG_REQ) {
+        if (mlen == 0 || memchr(m + MSG_HDR, '\0', mlen))
+            return -EPROTO;
+        memcpy(out->method, m + MSG_HDR, mlen);
+        out->method[mlen] = '\0';
+    } else if (out->type != MSG_REP || mlen != 0 || out->status > 0) {
+        return -EPROTO; /* a reply's status is 0 or a negative code */
+    }
+    out->body = m + MSG_HDR + mlen;
+    out->body_len = len - MSG_HDR - mlen;
+    return 0;
+}
+
+static int handle_msg(hms_chan *ch, const uint8_t *m, size_t len)
+{
+    hms_chan_pool *p = ch->p;
+    hms_chan_msg msg;
+    if (hms_chan_msg_decode(m, len, &msg) < 0)
+        return -EPROTO;
+    uint8_t type = msg.type;
+    uint64_t id = msg.id;
+    int32_t status = msg.status;
+    const uint8_t *body = msg.body;
+    size_t blen = msg.body_len;
     p->st.bytes_in += len;
     if (type == MSG_REQ) {
-        char method[HMS_CHAN_METHOD_MAX + 1];
-        memcpy(method, m + MSG_HDR, mlen);
-        method[mlen] = '\0';
-        if (memchr(method, '\0', mlen))
-            return -EPROTO;
         p->st.calls_in++;
-        const method_entry *me = find_method(p, method);
+        const method_entry *me = find_method(p, msg.method);
         if (!me)
             return send_msg(ch, MSG_REP, id, -ENOSYS, NULL, NULL, 0);
         if (ch->nserved >= HMS_CHAN_PENDING_MAX)

@@ -114,6 +114,22 @@ void hms_chan_cancel(hms_chan_pool *p, uint64_t call_id);
 /* Closes every channel to key (a revoked or expelled node). */
 void hms_chan_close_peer(hms_chan_pool *p, const uint8_t key[32]);
 
+/* One decoded RPC message (the plaintext of a whole message, see above).
+ * Pointers refer into the decoded buffer. Exposed for tests and fuzzing. */
+typedef struct hms_chan_msg {
+    uint8_t type; /* 1 request, 2 reply */
+    uint64_t id;
+    int32_t status;
+    char method[HMS_CHAN_METHOD_MAX + 1]; /* requests only; "" for replies */
+    const uint8_t *body;
+    size_t body_len;
+} hms_chan_msg;
+
+/* Decodes a message: 0, or -EPROTO (too short, unknown type, method too
+ * long, empty or containing a NUL in a request; a method or a positive
+ * status on a reply). */
+int hms_chan_msg_decode(const uint8_t *m, size_t len, hms_chan_msg *out);
+
 typedef struct hms_chan_stats {
     uint64_t conns_in, conns_out, conns_now, handshakes_now;
     uint64_t handshake_failures, refused_untrusted, refused_limit, timeouts;
