@@ -8,6 +8,7 @@
  *   HMS_AUDIT_REPLICAS=N          R, copies held by others (3)
  *   HMS_AUDIT_COMMIT_US=N         group-commit window before fsync (0)
  *   HMS_AUDIT_RETAIN_S=N          keep replicated segments locally N s (0: forever)
+ *   HMS_AUDIT_RETAIN_BYTES=N      ... or while the own log is under N bytes
  *   HMS_AUDIT_FAULT=op:n:err[:c]  file I/O fault injection (tests)
  */
 #include <errno.h>
@@ -49,6 +50,7 @@ int hms_audit_start(struct hms_agent *ag, char *err, size_t errlen)
     cfg.replicas = (uint32_t)env_u64("HMS_AUDIT_REPLICAS", 3);
     cfg.commit_delay_us = (uint32_t)env_u64("HMS_AUDIT_COMMIT_US", 0);
     cfg.retain_age_s = env_u64("HMS_AUDIT_RETAIN_S", 0);
+    cfg.retain_bytes = env_u64("HMS_AUDIT_RETAIN_BYTES", 0);
     hms_audit *a = NULL;
     char why[400];
     int r = hms_audit_new(ag->loop, &cfg, &a, why, sizeof(why));

@@ -807,14 +807,56 @@ int audit_repl_fetch(hms_audit *a, const uint8_t key[32], uint32_t max_ms, audit
     return 0;
 }
 
+/* ---- retention ---------------------------------------------------------------- */
+
+/* Deletes the oldest own segments that R holders report holding and that
+ * are past the retention age (or beyond the size budget). The newest sealed
+ * segment and the open one always stay: the chain continues from them. */
+static void retention(struct audit_repl *r)
+{
+    hms_audit *a = r->a;
+    if (!a->retain_age_s && !a->retain_bytes)
+        return;
+    alog *l = a->own;
+    rinfo *ri = rinfo_find(r, l->key);
+    uint64_t total = 0, now_s = audit_wall_ns() / 1000000000ULL;
+    for (size_t i = 0; i < l->nsegs; i++)
+        total += l->segs[i].size;
+    while (l->nsegs > 2) {
+        aseg *g = &l->segs[0];
+        if (!g->sealed || !g->durable || g->mem)
+            break;
+        uint32_t copies = 0;
+        for (size_t k = 0; ri && k < ri->nholders; k++)
+            if (ri->holders[k].last_segno >= g->segno)
+                copies++;
+        bool old = a->retain_age_s && now_s >= g->mtime_s + a->retain_age_s;
+        bool big = a->retain_bytes && total > a->retain_bytes;
+        if (copies < a->replicas || (!old && !big))
+            break;
+        ajob *j = calloc(1, sizeof(*j));
+        if (!j)
+            break;
+        j->kind = AJOB_UNLINK;
+        aseg_path(l, g->segno, j->path, sizeof(j->path));
+        HMS_INFO("audit: segment %llu held by %u replicas, removed locally",
+                 (unsigned long long)g->segno, copies);
+        audit_submit_job(a, j);
+        total -= g->size;
+        alog_remove_seg(l, g->segno);
+    }
+}
+
 /* ---- the tick ------------------------------------------------------------------ */
 
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct audit_repl *r = t->data;
     uint64_t now = audit_mono_ms();
-    if (now - r->last_bcast_ms >= BCAST_INTERVAL_MS)
+    if (now - r->last_bcast_ms >= BCAST_INTERVAL_MS) {
         broadcast_head(r);
+        retention(r);
+    }
     /* Learn every member, so that every log has an entry to decide on. */
     swim_t *s = r->ag->swim;
     size_t nm = s ? swim_member_count(s) : 0;
