@@ -441,7 +441,7 @@ static int op_catalog(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     size_t n;
     if (cat_view_catalog(v, &sc, &n))
         return hms_api_fail(err, HMS_API_E_INTERNAL, "out of memory");
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 4);
     hms_api_pack_str(pk, "services");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -481,6 +481,21 @@ static int op_catalog(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     crypto_generichash_final(&st, vd, CAT_DIGEST_LEN);
     hex(vd, CAT_DIGEST_LEN, vdh);
     hms_api_pack_kv_str(pk, "view_digest", vdh);
+    cat_stats cs;
+    hms_catalog_get_stats(req->ctx, &cs);
+    hms_api_pack_str(pk, "stats");
+    msgpack_pack_map(pk, 11);
+    pack_kv_u64(pk, "fetches", cs.fetches);
+    pack_kv_u64(pk, "fetch_errors", cs.fetch_errors);
+    pack_kv_u64(pk, "fetch_refused", cs.fetch_refused);
+    pack_kv_u64(pk, "sets_applied", cs.sets_applied);
+    pack_kv_u64(pk, "serves", cs.serves);
+    pack_kv_u64(pk, "checks_run", cs.checks_run);
+    pack_kv_u64(pk, "check_transitions", cs.check_transitions);
+    pack_kv_u64(pk, "registrations", cs.registrations);
+    pack_kv_u64(pk, "deregistrations", cs.deregistrations);
+    pack_kv_u64(pk, "refused", cs.refused);
+    pack_kv_u64(pk, "watches_now", cs.watches_now);
     return 0;
 }
 

@@ -399,7 +399,6 @@ static int do_register(hms_cat *c, const cat_registration *rin, const char *sour
             free(l->source);
             free(l);
         }
-        c->stats.refused++;
         goto out;
     }
     if (!keep) {
@@ -438,6 +437,8 @@ static int do_register(hms_cat *c, const cat_registration *rin, const char *sour
         local_changed(c);
     }
 out:
+    if (rc)
+        c->stats.refused++;
     cat_registration_clear(&r);
     return rc;
 }
