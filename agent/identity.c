@@ -65,7 +65,7 @@ static void revocation_gossip(hms_agent *a, const swim_member_info *from, const 
     int r = add_revocation(a, data, len, &is_new);
     if (r < 0)
         HMS_WARN("trust: revocation from %s refused: %s", from->name,
-                 r < 0 && r >= -9 ? hms_cert_result_name(r) : strerror(-r));
+                 hms_trust_strerror(r));
 }
 
 static void member_event(hms_agent *a, swim_event ev, const swim_member_info *m, void *ctx)
@@ -85,7 +85,7 @@ static int op_revoke(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
     int r = add_revocation(a, (const uint8_t *)o->via.bin.ptr, o->via.bin.size, &is_new);
     if (r < 0)
         return hms_api_fail(err, HMS_API_E_FAILED, "revocation refused: %s",
-                            r >= -9 ? hms_cert_result_name(r) : strerror(-r));
+                            hms_trust_strerror(r));
     msgpack_pack_map(res, 2);
     hms_api_pack_kv_bool(res, "new", is_new);
     hms_api_pack_kv_u64(res, "revocations", hms_trust_revocation_count(a->trust));

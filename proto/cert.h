@@ -63,19 +63,23 @@
 #define HMS_KEY_SECRET_TEXT_LEN (15 + 128 + 1) /* "ed25519-secret:" hex "\n" */
 
 typedef enum hms_cert_result {
+    /* Numbered apart from errno values, so that functions that also return
+     * -errno (agent/trust/) stay unambiguous. */
     HMS_CERT_OK = 0,
-    HMS_CERT_MALFORMED = -1,      /* not a canonical v1 encoding */
-    HMS_CERT_UNKNOWN_CA = -2,     /* issued by a CA we do not trust */
-    HMS_CERT_BAD_SIGNATURE = -3,  /* the CA's signature does not verify */
-    HMS_CERT_NOT_YET_VALID = -4,  /* now + skew < not-before */
-    HMS_CERT_EXPIRED = -5,        /* now - skew > not-after */
-    HMS_CERT_WRONG_NAME = -6,     /* name differs from the expected one */
-    HMS_CERT_WRONG_KEY = -7,      /* key differs from the expected one */
-    HMS_CERT_REVOKED = -8,        /* serial or key revoked */
-    HMS_CERT_INVALID_ARG = -9,    /* bad argument (caller error) */
+    HMS_CERT_MALFORMED = -1001,     /* not a canonical v1 encoding */
+    HMS_CERT_UNKNOWN_CA = -1002,    /* issued by a CA we do not trust */
+    HMS_CERT_BAD_SIGNATURE = -1003, /* the CA's signature does not verify */
+    HMS_CERT_NOT_YET_VALID = -1004, /* now + skew < not-before */
+    HMS_CERT_EXPIRED = -1005,       /* now - skew > not-after */
+    HMS_CERT_WRONG_NAME = -1006,    /* name differs from the expected one */
+    HMS_CERT_WRONG_KEY = -1007,     /* key differs from the expected one */
+    HMS_CERT_REVOKED = -1008,       /* serial or key revoked */
+    HMS_CERT_INVALID_ARG = -1009,   /* bad argument (caller error) */
 } hms_cert_result;
 
 const char *hms_cert_result_name(int r); /* "expired", "unknown_ca", ... */
+/* Whether r is an hms_cert_result (HMS_CERT_OK excluded). */
+#define HMS_CERT_IS_RESULT(r) ((r) <= HMS_CERT_MALFORMED && (r) >= HMS_CERT_INVALID_ARG)
 
 typedef struct hms_cert {
     char name[HMS_CERT_NAME_MAX + 1];

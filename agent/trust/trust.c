@@ -83,6 +83,13 @@ static uint64_t now_of(const hms_trust *t)
     return t->now ? t->now : (uint64_t)time(NULL);
 }
 
+const char *hms_trust_strerror(int code)
+{
+    if (HMS_CERT_IS_RESULT(code))
+        return hms_cert_result_name(code);
+    return strerror(code < 0 ? -code : code);
+}
+
 void hms_trust_set_time(hms_trust *t, uint64_t now_unix)
 {
     if (t)

@@ -26,7 +26,8 @@
  *
  * Everything runs on the agent's loop; nothing here is thread-safe.
  * Return values: 0 or a negative errno-style code for I/O and setup;
- * certificate checks return 0 or a negative hms_cert_result (proto/cert.h).
+ * certificate checks return 0 or a negative hms_cert_result (proto/cert.h),
+ * numbered apart from errno values; hms_trust_strerror names either.
  */
 #ifndef HMS_TRUST_TRUST_H
 #define HMS_TRUST_TRUST_H
@@ -76,6 +77,10 @@ typedef struct hms_trust_config {
 int hms_trust_new(const hms_trust_config *cfg, uint64_t now_unix, hms_trust **out, char *err,
                   size_t errlen);
 void hms_trust_delete(hms_trust *t); /* wipes the secret key */
+
+/* A message for any code these functions return: an hms_cert_result name
+ * ("expired", "unknown_ca", ...) or strerror for -errno. */
+const char *hms_trust_strerror(int code);
 
 /* The clock the callbacks use (unix seconds). */
 void hms_trust_set_time(hms_trust *t, uint64_t now_unix);

@@ -366,6 +366,10 @@ static void test_peers_and_revocations(void)
     CU_ASSERT_EQUAL(hms_trust_revocation_get(t, 1, got), 0);
     CU_ASSERT_EQUAL(memcmp(got, rec2, sizeof(got)), 0);
     CU_ASSERT_FALSE(hms_trust_self_revoked(t));
+    /* Codes from the two families are told apart. */
+    CU_ASSERT_STRING_EQUAL(hms_trust_strerror(HMS_CERT_UNKNOWN_CA), "unknown_ca");
+    CU_ASSERT_STRING_EQUAL(hms_trust_strerror(-EIO), strerror(EIO));
+    CU_ASSERT_STRING_EQUAL(hms_trust_strerror(-EPERM), strerror(EPERM));
     hms_trust_delete(t);
 
     /* Persisted: two records, 246 bytes. */
