@@ -7,7 +7,7 @@ B=${HMS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 AGENT=$B/hms-agent
 CTL=$B/hmsctl
 [ -x "$AGENT" ] && [ -x "$CTL" ] || { echo "error: no binaries in '$B' (set HMS_BIN)"; exit 1; }
-W=$(mktemp -d -t hms-integ.XXXX)
+W=$(mktemp -d)
 declare -A PID
 OTHER=()
 N=0
