@@ -282,6 +282,30 @@ static void test_tamper_and_turns(void)
     hms_noise_delete(b);
 }
 
+/* One-way patterns: after the single message only the initiator sends. */
+static void test_one_way(void)
+{
+    uint8_t rs[32], rpub[32], buf[256], pl[256];
+    size_t len, plen;
+    randombytes_buf(rs, sizeof(rs));
+    crypto_scalarmult_base(rpub, rs);
+    hms_noise_keys ik = {.rs = rpub};
+    hms_noise_keys rk = {.s = rs};
+    hms_noise *a = hms_noise_new("N", true, &ik), *b = hms_noise_new("N", false, &rk);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(hms_noise_write(a, (const uint8_t *)"x", 1, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(hms_noise_read(b, buf, len, pl, sizeof(pl), &plen), 0);
+    CU_ASSERT_TRUE(hms_noise_done(a) && hms_noise_done(b));
+    CU_ASSERT_EQUAL(hms_noise_encrypt(b, (const uint8_t *)"y", 1, buf, sizeof(buf), &len),
+                    -EPROTO);
+    CU_ASSERT_EQUAL(hms_noise_encrypt(a, (const uint8_t *)"y", 1, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(hms_noise_decrypt(b, buf, len, pl, sizeof(pl), &plen), 0);
+    CU_ASSERT_EQUAL(pl[0], 'y');
+    hms_noise_delete(a);
+    hms_noise_delete(b);
+}
+
 static void test_bad_args(void)
 {
     uint8_t k[32] = {1};
@@ -304,6 +328,7 @@ int main(void)
     CU_add_test(s, "vectors", test_vectors);
     CU_add_test(s, "xx_random", test_xx_random);
     CU_add_test(s, "tamper_and_turns", test_tamper_and_turns);
+    CU_add_test(s, "one_way", test_one_way);
     CU_add_test(s, "bad_args", test_bad_args);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
