@@ -39,7 +39,9 @@ typedef struct hms_sealer hms_sealer;
 typedef int (*hms_seal_peer_check)(void *ctx, const uint8_t ed_pk[32]);
 
 /* sk: our Ed25519 secret key (64 bytes, copied). epoch: strictly increasing
- * across restarts (the agent persists it). */
+ * across restarts (the agent persists it). check runs on every packet before
+ * any crypto; NULL admits every sender (tests, benchmarks). Returns NULL with
+ * errno EINVAL or ENOMEM. */
 hms_sealer *hms_sealer_new(const uint8_t ed_sk[64], uint64_t epoch, hms_seal_peer_check check,
                            void *ctx);
 void hms_sealer_delete(hms_sealer *s); /* wipes keys */
