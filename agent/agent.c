@@ -511,7 +511,7 @@ static void start_pushpull(hms_agent *a, const swim_output *o)
         return;
     free(pc);
 fail:
-    /* Reported back from the loop like any other failure would be. */
+    /* Reported at once: the core expects every push-pull to complete. */
     swim_pushpull_done(a->swim, hms_agent_now(a), o->token, o->to_key, NULL, 0);
 }
 
