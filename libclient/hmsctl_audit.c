@@ -153,7 +153,7 @@ static int cmd_tail(int argc, char **argv, const hmsctl_globals *g)
                                          {"follow", no_argument, NULL, 'f'},
                                          {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "+n:f", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "n:f", opts, NULL)) != -1) {
         switch (o) {
         case 'N': node = optarg; break;
         case 'f': follow = true; break;
@@ -198,7 +198,7 @@ static int cmd_get(int argc, char **argv, const hmsctl_globals *g)
                                          {"request-id", required_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (o == 'N')
             node = optarg;
         else if (o == 'r')
@@ -252,7 +252,7 @@ static int cmd_verify(int argc, char **argv, const hmsctl_globals *g)
                                          {"all", no_argument, NULL, 'a'},
                                          {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (o == 'N')
             node = optarg;
         else if (o == 'a')
@@ -332,7 +332,7 @@ static int cmd_export(int argc, char **argv, const hmsctl_globals *g)
                                          {"since", required_argument, NULL, 's'},
                                          {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (o == 'N')
             node = optarg;
         else if (o == 's') {
@@ -422,7 +422,7 @@ static int cmd_append(int argc, char **argv, const hmsctl_globals *g)
                                          {"durable", no_argument, NULL, 'd'},
                                          {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'k': kind = optarg; break;
         case 'r': rid = optarg; break;
@@ -479,7 +479,7 @@ static int cmd_import(int argc, char **argv, const hmsctl_globals *g)
     static const struct option opts[] = {{"node", required_argument, NULL, 'N'},
                                          {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (o == 'N')
             node = optarg;
         else

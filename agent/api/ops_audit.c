@@ -4,7 +4,7 @@
  *   audit.tail    {node?, n?, follow?}       -> [entry]  (follow: stream of
  *                 {entries: [...]} then {entry} per new entry)
  *   audit.get     {request_id, node?}        -> [entry]  (one log)
- *   audit.trace   {request_id}               -> [entry]  (every log held, by time)
+ *   audit.trace   {request_id}               -> [entry]  (every log, by time)
  *   audit.verify  {node?, all?}              -> {ok, logs: [...]}
  *   audit.export  {node?, since?, cursor?, limit?} -> {entries, next}
  *   audit.status  {}                         -> {..., logs: [...]}
@@ -14,7 +14,8 @@
  * node is a member name (also of a dead member, remembered) or a key in hex.
  * A query about a log this agent does not hold, or holds behind what its
  * holders announce, first fetches it from them (at most FETCH_MS), so any
- * agent can answer for any log. An entry is the JSON object of
+ * agent can answer for any log; a trace first fetches what is missing of
+ * every log known. An entry is the JSON object of
  * hms_audit_entry_to_json plus node and node_key, packed as msgpack.
  * audit.append and audit.import are themselves recorded with the client's
  * uid and pid (append is the entry itself).
@@ -189,7 +190,7 @@ typedef struct deferred {
     hms_audit *a;
     char op[16];
     uint8_t key[32];
-    bool has_key, all;
+    bool has_key, all, fetch_all;
     size_t n;
     char reqid[HMS_AUDIT_REQID_LEN_MAX + 1];
 } deferred;
@@ -207,6 +208,8 @@ static json_t *run_query(deferred *d, int *rc)
         return hms_audit_query_tail(d->a, key, d->n, rc);
     if (strcmp(d->op, "get") == 0)
         return hms_audit_query_find(d->a, key, false, d->reqid, 0, rc);
+    if (strcmp(d->op, "trace") == 0)
+        return hms_audit_query_find(d->a, NULL, true, d->reqid, 0, rc);
     return hms_audit_query_verify(d->a, key, d->all, rc);
 }
 
@@ -230,7 +233,7 @@ static void fetch_done(void *ctx, int status)
 static int query_maybe_fetch(hms_agent *ag, hms_audit *a, const hms_api_req *req, deferred *tmpl,
                              msgpack_packer *res, hms_api_error *err)
 {
-    if (tmpl->has_key) {
+    if (tmpl->has_key || tmpl->fetch_all) {
         deferred *d = malloc(sizeof(*d));
         if (!d)
             return hms_api_fail(err, HMS_API_E_INTERNAL, "out of memory");
@@ -240,7 +243,9 @@ static int query_maybe_fetch(hms_agent *ag, hms_audit *a, const hms_api_req *req
             free(d);
             return hms_api_fail(err, HMS_API_E_BUSY, "too many streams on this connection");
         }
-        if (hms_audit_fetch(a, d->key, FETCH_MS, fetch_done, d) == 0)
+        int fr = d->has_key ? hms_audit_fetch(a, d->key, FETCH_MS, fetch_done, d)
+                            : hms_audit_fetch_all(a, FETCH_MS, fetch_done, d);
+        if (fr == 0)
             return HMS_API_STREAMING;
         /* Nothing to fetch: answer on the stream at once. */
         fetch_done(d, 0);
@@ -345,16 +350,14 @@ static int op_get(hms_agent *ag, const hms_api_req *req, msgpack_packer *res, hm
 static int op_trace(hms_agent *ag, const hms_api_req *req, msgpack_packer *res, hms_api_error *err)
 {
     hms_audit *a = req->ctx;
-    char reqid[HMS_AUDIT_REQID_LEN_MAX + 1];
-    if (reqid_arg(req, reqid, sizeof(reqid), err))
+    deferred d;
+    memset(&d, 0, sizeof(d));
+    d.a = a;
+    d.fetch_all = true; /* fetch what is missing of every log first */
+    snprintf(d.op, sizeof(d.op), "trace");
+    if (reqid_arg(req, d.reqid, sizeof(d.reqid), err))
         return -1;
-    int rc = 0;
-    json_t *j = hms_audit_query_find(a, NULL, true, reqid, 0, &rc);
-    if (!j)
-        return query_failed(rc, err, "trace");
-    pack_json(res, j);
-    json_decref(j);
-    return 0;
+    return query_maybe_fetch(ag, a, req, &d, res, err);
 }
 
 static int op_verify(hms_agent *ag, const hms_api_req *req, msgpack_packer *res,

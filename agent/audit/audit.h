@@ -152,6 +152,9 @@ void hms_audit_unfollow(hms_audit *a, uint64_t id);
  * (done not called). */
 int hms_audit_fetch(hms_audit *a, const uint8_t key[32], uint32_t max_ms,
                     void (*done)(void *ctx, int status), void *ctx);
+/* The same for every log known (key NULL), for traces. */
+int hms_audit_fetch_all(hms_audit *a, uint32_t max_ms, void (*done)(void *ctx, int status),
+                        void *ctx);
 /* Takes a segment file given by an operator; verdict says what happened. */
 int hms_audit_import(hms_audit *a, const uint8_t *buf, size_t len, const uint8_t *expect_key,
                      char *verdict, size_t cap);

@@ -492,3 +492,9 @@ int hms_audit_import(hms_audit *a, const uint8_t *buf, size_t len, const uint8_t
 {
     return audit_repl_import(a, buf, len, expect_key, verdict, cap);
 }
+
+int hms_audit_fetch_all(hms_audit *a, uint32_t max_ms, void (*done)(void *ctx, int status),
+                        void *ctx)
+{
+    return audit_repl_fetch_all(a, max_ms, done, ctx);
+}

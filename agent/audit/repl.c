@@ -807,6 +807,46 @@ int audit_repl_fetch(hms_audit *a, const uint8_t key[32], uint32_t max_ms, audit
     return 0;
 }
 
+struct multi_fetch {
+    int left;
+    audit_fetch_fn done;
+    void *ctx;
+};
+
+static void multi_done(void *ctx, int status)
+{
+    struct multi_fetch *m = ctx;
+    if (--m->left == 0) {
+        m->done(m->ctx, 0);
+        free(m);
+    }
+}
+
+int audit_repl_fetch_all(hms_audit *a, uint32_t max_ms, audit_fetch_fn done, void *ctx)
+{
+    struct audit_repl *r = a->repl;
+    if (!r)
+        return -EALREADY;
+    struct multi_fetch *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->done = done;
+    m->ctx = ctx;
+    m->left = 1; /* held until every fetch is started */
+    for (size_t i = 0; i < r->n; i++) {
+        rinfo *ri = r->infos[i];
+        if (memcmp(ri->key, a->pk, 32) == 0)
+            continue;
+        if (audit_repl_fetch(a, ri->key, max_ms, multi_done, m) == 0)
+            m->left++;
+    }
+    if (--m->left == 0) {
+        free(m);
+        return -EALREADY;
+    }
+    return 0;
+}
+
 /* ---- retention ---------------------------------------------------------------- */
 
 /* Deletes the oldest own segments that R holders report holding and that

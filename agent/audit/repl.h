@@ -32,6 +32,10 @@ typedef void (*audit_fetch_fn)(void *ctx, int status);
 int audit_repl_fetch(hms_audit *a, const uint8_t key[32], uint32_t max_ms, audit_fetch_fn done,
                      void *ctx);
 
+/* The same for every log known here (a trace from any host sees every
+ * hop); -EALREADY when nothing is missing (done not called). */
+int audit_repl_fetch_all(hms_audit *a, uint32_t max_ms, audit_fetch_fn done, void *ctx);
+
 /* Takes a segment file's bytes from an operator: the same checks as a
  * pulled segment. On 0, *verdict says what happened ("stored", "duplicate",
  * "fork", "refused: ..."). */
