@@ -12,6 +12,7 @@ W=$(mktemp -d -t hms-catalog.XXXX)
 declare -A PID
 OTHER=()
 N1_ARGS=()
+CLEANUP_HOOK="" # a command run by cleanup after the agents are stopped
 OFFSET=${OFFSET:-0} # agent i binds 127.0.PREFIX.(OFFSET+i)
 fail() { echo "FAIL: $*"; for f in "$W"/log*; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
 cleanup() {
@@ -29,7 +30,9 @@ cleanup() {
       echo "FAIL: sanitizer report in $p"; grep -A30 -E "AddressSanitizer|LeakSanitizer|runtime error" "$p" | head -60; bad=1
     fi
   done
+  [ -n "${HMS_KEEP_LOGS:-}" ] && mkdir -p "$HMS_KEEP_LOGS" && cp "$W"/log* "$HMS_KEEP_LOGS"/ 2>/dev/null
   rm -rf "$W"
+  [ -n "$CLEANUP_HOOK" ] && $CLEANUP_HOOK
   [ $bad -eq 0 ] || exit 1
   exit $code
 }
