@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
@@ -362,6 +363,62 @@ static void test_stream_client_gone(void)
     CU_ASSERT_EQUAL(stream_closed, before + 1);
 }
 
+/* As another user (needs root to switch): the 0660 socket refuses the
+ * connection; opened up, admin operations are still refused. */
+static void test_other_user(void)
+{
+    if (geteuid() != 0) {
+        printf("(skipped: needs root) ");
+        return;
+    }
+    char sub[160];
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    chmod(dir, 0755); /* the directories let anyone through: the socket decides */
+    chmod(sub, 0755);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        hms_client *c;
+        if (hms_connect(path, &c) != -EACCES)
+            _exit(11);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    chmod(path, 0666);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        hms_client *c;
+        if (hms_connect(path, &c) != 0)
+            _exit(12);
+        hms_reply rep;
+        if (hms_request(c, "echo", NULL, NULL, &rep) != 0)
+            _exit(13);
+        hms_reply_destroy(&rep);
+        int r = hms_request(c, "admin_echo", NULL, NULL, &rep);
+        if (r != -EREMOTEIO || strcmp(rep.code, HMS_API_E_FORBIDDEN) != 0)
+            _exit(14);
+        hms_reply_destroy(&rep);
+        hms_close(c);
+        _exit(0);
+    }
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        fprintf(stderr, "\n  child exit %d\n", WEXITSTATUS(st));
+    chmod(path, 0660);
+    hms_api_stats stats;
+    hms_api_get_stats(api, &stats);
+    CU_ASSERT(stats.forbidden >= 1);
+}
+
 static void test_counters(void)
 {
     hms_api_stats st;
@@ -383,6 +440,7 @@ int main(void)
     CU_add_test(s, "pipelined", test_pipelined);
     CU_add_test(s, "stream", test_stream);
     CU_add_test(s, "stream_client_gone", test_stream_client_gone);
+    CU_add_test(s, "other_user", test_other_user);
     CU_add_test(s, "counters", test_counters);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
