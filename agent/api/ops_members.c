@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "agent/api/api.h"
+#include "agent/trust/trust.h"
 
 #define WATCHERS_MAX 64
 #define JOIN_SEEDS_MAX 32
@@ -292,7 +293,7 @@ static int op_stats(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     if (a->chan)
         hms_chan_get_stats(a->chan, &ch);
 
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 9);
     hms_api_pack_kv_str(pk, "node", a->name);
     hms_api_pack_kv_u64(pk, "incarnation", a->swim ? swim_self(a->swim)->incarnation : 0);
     hms_api_pack_str(pk, "uptime_s");
@@ -346,6 +347,13 @@ static int op_stats(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     KV("timeouts", ch.timeouts); KV("calls_out", ch.calls_out); KV("calls_in", ch.calls_in);
     KV("call_errors", ch.call_errors); KV("bytes_in", ch.bytes_in);
     KV("bytes_out", ch.bytes_out); KV("bad_frames", ch.bad_frames);
+
+    hms_api_pack_str(pk, "trust");
+    msgpack_pack_map(pk, 4);
+    KV("cas", a->trust ? hms_trust_ca_count(a->trust) : 0);
+    KV("peers", a->trust ? hms_trust_peer_count(a->trust) : 0);
+    KV("revocations", a->trust ? hms_trust_revocation_count(a->trust) : 0);
+    hms_api_pack_kv_bool(pk, "self_revoked", a->trust && hms_trust_self_revoked(a->trust));
 #undef KV
     return 0;
 }
