@@ -403,6 +403,17 @@ static bool utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        /* ASCII fast path: 8 bytes without a high bit or a zero byte */
+        while (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if ((v & 0x8080808080808080ULL) ||
+                ((v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL))
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t c = s[i];
         if (c < 0x80) {
             if (c == 0)
@@ -532,9 +543,14 @@ int hms_audit_fields_check(const uint8_t *buf, size_t len)
     return 0;
 }
 
-static int strp_cmp(const void *a, const void *b)
+typedef struct kv {
+    const char *k;
+    json_t *v;
+} kv;
+
+static int kv_cmp(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const kv *)a)->k, ((const kv *)b)->k);
 }
 
 static void json_to_mp(wbuf *w, const json_t *v, int depth)
@@ -552,8 +568,8 @@ static void json_to_mp(wbuf *w, const json_t *v, int depth)
             w->err = -EINVAL;
             return;
         }
-        const char *small[16];
-        const char **keys = n <= 16 ? small : malloc(n * sizeof(*keys));
+        kv small[16];
+        kv *keys = n <= 16 ? small : malloc(n * sizeof(*keys));
         if (!keys) {
             w->err = -ENOMEM;
             return;
@@ -561,18 +577,23 @@ static void json_to_mp(wbuf *w, const json_t *v, int depth)
         size_t i = 0;
         const char *k;
         json_t *x;
-        json_object_foreach((json_t *)v, k, x) keys[i++] = k;
-        qsort(keys, n, sizeof(*keys), strp_cmp);
+        json_object_foreach((json_t *)v, k, x)
+        {
+            keys[i].k = k;
+            keys[i].v = x;
+            i++;
+        }
+        qsort(keys, n, sizeof(*keys), kv_cmp);
         w_map(w, (uint32_t)n);
         for (i = 0; i < n && !w->err; i++) {
-            size_t kn = strlen(keys[i]);
-            if ((i > 0 && strcmp(keys[i - 1], keys[i]) == 0) ||
-                !utf8_valid((const uint8_t *)keys[i], kn)) {
+            size_t kn = strlen(keys[i].k);
+            if ((i > 0 && strcmp(keys[i - 1].k, keys[i].k) == 0) ||
+                !utf8_valid((const uint8_t *)keys[i].k, kn)) {
                 w->err = -EINVAL;
                 break;
             }
-            w_str(w, keys[i], kn);
-            json_to_mp(w, json_object_get(v, keys[i]), depth + 1);
+            w_str(w, keys[i].k, kn);
+            json_to_mp(w, keys[i].v, depth + 1);
         }
         if (keys != small)
             free(keys);

@@ -44,7 +44,7 @@ static int mem_append(aseg *g, const uint8_t *a, size_t alen, const uint8_t *b, 
 {
     size_t need = g->mem_len + alen + blen;
     if (need > g->mem_cap) {
-        size_t ncap = g->mem_cap ? g->mem_cap : 8192;
+        size_t ncap = g->mem_cap ? g->mem_cap : 65536;
         while (ncap < need)
             ncap *= 2;
         uint8_t *n = realloc(g->mem, ncap);
