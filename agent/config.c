@@ -67,13 +67,19 @@ static int set_path(char *dst, size_t cap, const char *what, const char *v, char
     return 0;
 }
 
-static int set_addr(hms_addr *dst, const char *what, const char *v, char *err, size_t errlen)
+static int set_addr_port(hms_addr *dst, uint16_t port, const char *what, const char *v, char *err,
+                         size_t errlen)
 {
-    if (hms_addr_parse(v, HMS_DEFAULT_PORT, dst) < 0) {
+    if (hms_addr_parse(v, port, dst) < 0) {
         snprintf(err, errlen, "invalid %s '%s': expected IP[:PORT] or [IPv6]:PORT", what, v);
         return -EINVAL;
     }
     return 0;
+}
+
+static int set_addr(hms_addr *dst, const char *what, const char *v, char *err, size_t errlen)
+{
+    return set_addr_port(dst, HMS_DEFAULT_PORT, what, v, err, errlen);
 }
 
 static bool valid_name(const char *s)
@@ -108,7 +114,8 @@ static int apply(hms_config *c, const char *key, const char *v, char *err, size_
     } else if (strcmp(k, "bind") == 0) {
         return set_addr(&c->bind, "--bind address", v, err, errlen);
     } else if (strcmp(k, "advertise") == 0) {
-        return set_addr(&c->advertise, "--advertise address", v, err, errlen);
+        /* Without a port, the advertised port is the bound one (port 0 here). */
+        return set_addr_port(&c->advertise, 0, "--advertise address", v, err, errlen);
     } else if (strcmp(k, "join") == 0) {
         if (c->join_count >= HMS_CONFIG_JOIN_MAX) {
             snprintf(err, errlen, "too many --join seeds (max %d)", HMS_CONFIG_JOIN_MAX);

@@ -71,6 +71,10 @@ static void test_flags(void)
     CU_ASSERT_STRING_EQUAL(c.cert_file, "/n.cert");
     CU_ASSERT_STRING_EQUAL(c.node_key_file, "/n.key");
     CU_ASSERT_EQUAL(c.admin_gid, 0);
+    CU_ASSERT_EQUAL(parse(&c, err, sizeof(err), "--bind", "0.0.0.0:7001", "--advertise",
+                          "10.0.0.5", NULL), 0);
+    CU_ASSERT_EQUAL(c.advertise.port, 0); /* the agent uses the bind port */
+    CU_ASSERT_EQUAL(c.bind.port, 7001);
 }
 
 static void expect_error(const char *flag, const char *value, const char *needle)
