@@ -533,6 +533,8 @@ static void persist_incarnation(hms_agent *a, uint64_t inc)
 static void handle_event(hms_agent *a, const swim_output *o)
 {
     struct hms_agent_priv *p = a->priv;
+    if (!o->member)
+        return;
     if (o->event == SWIM_EV_USER) {
         uint8_t data[SWIM_USER_MAX];
         size_t len = o->len < sizeof(data) ? o->len : sizeof(data);
