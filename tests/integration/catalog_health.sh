@@ -92,7 +92,7 @@ t0=$(date +%s%N)
 wait_for 30 "instances of a dead agent out of lookups" all_see pay 0 2 3 4 5
 echo "dead agent reflected in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 # it comes back (same data dir): its set returns with a newer version
-printf '%s\n' --join 127.0.44.2:7950 >> "$W/args1"
+printf '%s\n' --join 127.0.44.2:$GPORT >> "$W/args1"
 start_node 1
 ctl_ready() { ctl 1 services >/dev/null 2>&1; }
 wait_for 10 "agent 1 restarted" ctl_ready

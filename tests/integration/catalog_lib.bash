@@ -13,7 +13,8 @@ declare -A PID
 OTHER=()
 N1_ARGS=()
 CLEANUP_HOOK="" # a command run by cleanup after the agents are stopped
-OFFSET=${OFFSET:-0} # agent i binds 127.0.PREFIX.(OFFSET+i)
+OFFSET=${OFFSET:-0} # agent i binds 127.0.PREFIX.(OFFSET+i):GPORT
+GPORT=7961            # not the default port: fewer clashes with ad-hoc agents
 fail() { echo "FAIL: $*"; for f in "$W"/log*; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
 cleanup() {
   local code=$? p k bad=0
@@ -44,9 +45,9 @@ start_cluster() {
   N=$n; PREFIX=$p
   "$CTL" ca bootstrap --names "$(seq -s, -f 'n%g' 1 "$n")" --out "$W/pki" >/dev/null || fail "ca bootstrap"
   for i in $(seq 1 "$n"); do
-    local args=(--node "n$i" --bind "127.0.$p.$((OFFSET + i)):7950" --data-dir "$W/d$i" --socket "$W/s$i"
+    local args=(--node "n$i" --bind "127.0.$p.$((OFFSET + i)):$GPORT" --data-dir "$W/d$i" --socket "$W/s$i"
       --ca "$W/pki/ca.pub" --cert "$W/pki/n$i.cert" --node-key "$W/pki/n$i.key" "$@")
-    [ "$i" -gt 1 ] && args+=(--join "127.0.$p.$((OFFSET + 1)):7950")
+    [ "$i" -gt 1 ] && args+=(--join "127.0.$p.$((OFFSET + 1)):$GPORT")
     [ "$i" -eq 1 ] && args+=(${N1_ARGS[@]+"${N1_ARGS[@]}"})
     printf '%s\n' "${args[@]}" > "$W/args$i"
     start_node "$i"
