@@ -627,7 +627,11 @@ static void swim_run(hms_agent *a)
     hms_time now = hms_agent_now(a);
     hms_time next = swim_tick(a->swim, now);
     drain(a);
+    /* At least 1 ms, so a deadline already past cannot make the loop spin;
+     * at most 5 s, so the core is ticked even if it asks for nothing. */
     double after = next > now ? (double)(next - now) / 1e6 : 0.;
+    if (after < 0.001)
+        after = 0.001;
     if (after > 5.)
         after = 5.;
     ev_timer_stop(a->loop, &p->swim_timer);
