@@ -84,7 +84,40 @@ static int op_count(struct hms_agent *a, const hms_api_req *req, msgpack_packer 
     return HMS_API_STREAMING;
 }
 
+/* A watch stream as the agent sends it: a first frame, then member events. */
+static int op_watch(struct hms_agent *a, const hms_api_req *req, msgpack_packer *res,
+                    hms_api_error *err)
+{
+    hms_api_stream *st = hms_api_stream_open(req, NULL, NULL);
+    if (!st)
+        return hms_api_fail(err, HMS_API_E_BUSY, "no stream");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    hms_api_pack_kv_str(&pk, "event", "watching");
+    hms_api_stream_send(st, sb.data, sb.size);
+    const char *events[] = {"join", "suspect", "dead"};
+    for (int i = 0; i < 3; i++) {
+        msgpack_sbuffer_clear(&sb);
+        msgpack_pack_map(&pk, 2);
+        hms_api_pack_kv_str(&pk, "event", events[i]);
+        hms_api_pack_str(&pk, "member");
+        msgpack_pack_map(&pk, 4);
+        hms_api_pack_kv_str(&pk, "name", "n7");
+        hms_api_pack_kv_str(&pk, "address", "127.0.0.7:7950");
+        hms_api_pack_kv_str(&pk, "status", i == 0 ? "alive" : events[i]);
+        hms_api_pack_kv_u64(&pk, "incarnation", 3);
+        hms_api_stream_send(st, sb.data, sb.size);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    hms_api_stream_end(st, NULL, 0, NULL);
+    return HMS_API_STREAMING;
+}
+
 static const hms_api_op ops[] = {
+    {"watch", op_watch, 0},
     {"echo", op_echo, 0},
     {"fail", op_fail, 0},
     {"admin_echo", op_echo, HMS_API_ADMIN},
@@ -419,6 +452,33 @@ static void test_other_user(void)
     CU_ASSERT(stats.forbidden >= 1);
 }
 
+static int watch_seen, watch_all;
+static int on_watch_all(const char *event, const hms_member *m, void *ctx)
+{
+    watch_all++;
+    return 0;
+}
+static int on_watch(const char *event, const hms_member *m, void *ctx)
+{
+    const char *want[] = {"join", "suspect", "dead"};
+    CU_ASSERT_STRING_EQUAL(event, want[watch_seen]);
+    CU_ASSERT_STRING_EQUAL(m->name, "n7");
+    CU_ASSERT_EQUAL(m->incarnation, 3);
+    return ++watch_seen == 2 ? 42 : 0;
+}
+
+static void test_watch_call(void)
+{
+    hms_client *c;
+    CU_ASSERT_EQUAL_FATAL(hms_connect(path, &c), 0);
+    CU_ASSERT_EQUAL(hms_watch(c, on_watch, NULL), 42); /* the callback's value stops it */
+    hms_close(c);
+    CU_ASSERT_EQUAL_FATAL(hms_connect(path, &c), 0);
+    CU_ASSERT_EQUAL(hms_watch(c, on_watch_all, NULL), -EPIPE);
+    CU_ASSERT_EQUAL(watch_all, 3);
+    hms_close(c);
+}
+
 static void test_counters(void)
 {
     hms_api_stats st;
@@ -440,6 +500,7 @@ int main(void)
     CU_add_test(s, "pipelined", test_pipelined);
     CU_add_test(s, "stream", test_stream);
     CU_add_test(s, "stream_client_gone", test_stream_client_gone);
+    CU_add_test(s, "watch_call", test_watch_call);
     CU_add_test(s, "other_user", test_other_user);
     CU_add_test(s, "counters", test_counters);
     CU_basic_set_mode(CU_BRM_VERBOSE);
