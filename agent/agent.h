@@ -92,13 +92,15 @@ struct hms_agent {
     struct hms_agent_priv *priv;
 };
 
-/* Creates the agent from a parsed config: loads the identity and trust
- * material, opens the data dir, persists the next incarnation and epoch.
+/* Creates the agent from a parsed config: opens and locks the data dir,
+ * picks the advertised address, creates the API server (not listening yet).
  * Returns 0 or a negative code with a message for people in err. */
 int hms_agent_new(struct ev_loop *loop, const hms_config *cfg, hms_agent **out, char *err,
                   size_t errlen);
-/* Starts every subsystem in order, binds the sockets, contacts the seeds.
- * On error the subsystems already started are stopped again. */
+/* Starts every subsystem in order (trust loads the identity and
+ * certificate; swim persists the next incarnation and seal epoch and binds
+ * UDP and TCP; api listens), then contacts the seeds. On error the
+ * subsystems already started are stopped again. */
 int hms_agent_start(hms_agent *a, char *err, size_t errlen);
 /* Graceful leave: disseminates it, then calls done(a, ctx) once it has
  * propagated or after max_ms. */
