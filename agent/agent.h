@@ -4,7 +4,10 @@
  * subsystems plug in.
  *
  * Subsystems start in a fixed order (agent.c, table `modules`): trust, swim,
- * catalog, audit, api; they stop in reverse. A subsystem's start function
+ * audit, catalog, api. At shutdown the API clients and the channels are
+ * closed first (stream on_close and cancelled calls run while every
+ * subsystem still exists), then subsystems stop in reverse order. A
+ * subsystem's start function
  * gets the agent, may register API ops (agent->api), RPC methods, member and
  * broadcast listeners and meta fields, and keeps its state in its own
  * pointer here (agent->catalog, agent->audit, ...). Seeds are contacted
