@@ -1829,12 +1829,13 @@ hms_time swim_tick(swim_t *s, hms_time now)
         }
         if (m->susp && now >= m->susp->verify_at) {
             /* Still suspect halfway to the shortest timeout: ask the member
-             * itself, with the accusation (buddy system). A live one answers
-             * with its refutation, which this node may have missed under
-             * loss; a dead one costs a packet every half minimum timeout. */
-            hms_time iv = m->susp->min / 2;
-            if (iv < HMS_MS(s->p.probe_interval_ms))
-                iv = HMS_MS(s->p.probe_interval_ms);
+             * itself, with the accusation (buddy system), and again every
+             * quarter of it. A live one answers with its refutation, which
+             * this node may have missed under loss; a dead one costs a
+             * packet or two before it is declared. */
+            hms_time iv = m->susp->min / 4;
+            if (iv < 2 * HMS_MS(s->p.probe_timeout_ms))
+                iv = 2 * HMS_MS(s->p.probe_timeout_ms);
             m->susp->verify_at = now + iv;
             send_ping(s, m, ++s->seq, &m->addr, m->key);
         }

@@ -63,7 +63,8 @@ typedef struct swim_profile {
     uint32_t indirect_checks;      /* k relays for ping-req */
     uint32_t gossip_interval_ms;   /* extra gossip-only rounds */
     uint32_t gossip_nodes;         /* fan-out per gossip round */
-    uint32_t suspicion_mult;       /* min suspicion = mult * log10(n) * probe interval */
+    uint32_t suspicion_mult;       /* min suspicion = mult * log10(n) * probe interval,
+                                      at least suspicion_floor_ms */
     uint32_t suspicion_max_mult;   /* max suspicion = this * min */
     uint32_t retransmit_mult;      /* each update sent mult * log10(n+1) times */
     uint32_t pushpull_interval_ms; /* anti-entropy full sync with one member */
@@ -71,6 +72,7 @@ typedef struct swim_profile {
     uint32_t reconnect_interval_ms; /* retry dead/left members and seeds */
     uint32_t reconnect_timeout_ms;  /* forget dead members after this */
     uint32_t mtu;                   /* max plaintext UDP payload */
+    uint32_t suspicion_floor_ms;    /* lower bound of min suspicion (0: none) */
 } swim_profile;
 
 int swim_profile_by_name(const char *name, swim_profile *out); /* 0 or -EINVAL */

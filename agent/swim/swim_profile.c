@@ -12,15 +12,18 @@ static const struct {
     const char *name;
     swim_profile p;
 } profiles[] = {
-    /* Data-centre networks: RTTs well under 10 ms. Probes twice as often as
+    /* Data-centre networks: RTTs well under 10 ms. Probes 1.67x as often as
      * memberlist's LAN profile with a shorter direct timeout, and a smaller
-     * suspicion multiplier that Lifeguard's dynamic timeout keeps safe. */
-    {"lan", {.probe_interval_ms = 500,
+     * suspicion multiplier that Lifeguard's dynamic timeout keeps safe; the
+     * floor keeps a 2 s process pause from being taken for a death in small
+     * clusters (docs/membership.md). */
+    {"lan", {.probe_interval_ms = 600,
              .probe_timeout_ms = 200,
              .indirect_checks = 3,
              .gossip_interval_ms = 200,
              .gossip_nodes = 3,
-             .suspicion_mult = 3,
+             .suspicion_mult = 2,
+             .suspicion_floor_ms = 2500,
              .suspicion_max_mult = 6,
              .retransmit_mult = 4,
              .pushpull_interval_ms = 30000,
@@ -71,13 +74,17 @@ int swim_profile_by_name(const char *name, swim_profile *out)
     return -EINVAL;
 }
 
-/* memberlist's suspicionTimeout(): mult * max(1, log10(max(1, n))) * interval. */
+/* memberlist's suspicionTimeout(): mult * max(1, log10(max(1, n))) * interval,
+ * raised to the profile's floor. */
 hms_time swim_suspicion_min(const swim_profile *p, size_t n)
 {
     double scale = log10(n > 1 ? (double)n : 1.0);
     if (scale < 1.0)
         scale = 1.0;
-    return (hms_time)((double)p->suspicion_mult * scale * (double)HMS_MS(p->probe_interval_ms));
+    hms_time t =
+        (hms_time)((double)p->suspicion_mult * scale * (double)HMS_MS(p->probe_interval_ms));
+    hms_time floor = HMS_MS(p->suspicion_floor_ms);
+    return t > floor ? t : floor;
 }
 
 hms_time swim_suspicion_max(const swim_profile *p, size_t n)

@@ -189,8 +189,11 @@ int main(int argc, char **argv)
     double watch_from = getenv("HMS_SIM_WATCHT") ? atof(getenv("HMS_SIM_WATCHT")) : 0;
     while (sim_now(sim) < end) {
         hms_time now = sim_now(sim);
-        if (!conv && sim_converged(sim)) {
+        if (!conv && sim_converged(sim))
             conv = now;
+        /* Traffic is measured from 10 s after convergence, once the join
+         * gossip has drained. */
+        if (conv && !t0_at && now >= conv + HMS_SEC(10)) {
             sim_get_totals(sim, &t0);
             t0_at = now;
         }
@@ -258,7 +261,7 @@ int main(int argc, char **argv)
     }
     sim_totals t1;
     sim_get_totals(sim, &t1);
-    double secs = (double)(sim_now(sim) - t0_at) / 1e6;
+    double secs = t0_at ? (double)(sim_now(sim) - t0_at) / 1e6 : 0;
     printf("nodes=%zu profile=%s seed=%llu duration_s=%.0f loss=%.2f\n", n, profile,
            (unsigned long long)seed, duration, loss);
     printf("probe_ms=%u timeout_ms=%u gossip_ms=%u x%u suspicion_mult=%u max_mult=%u "
@@ -300,7 +303,7 @@ int main(int argc, char **argv)
            (unsigned long long)r.false_deaths);
     if (secs > 0)
         printf("per_node_per_s: udp_packets_out=%.2f udp_bytes_out=%.0f pushpull_bytes=%.0f "
-               "(window %.0f s after convergence)\n",
+               "(window of %.0f s from 10 s after convergence)\n",
                (double)(t1.packets - t0.packets) / (double)n / secs,
                (double)(t1.bytes - t0.bytes) / (double)n / secs,
                (double)(t1.pushpull_bytes - t0.pushpull_bytes) / (double)n / secs, secs);
