@@ -67,8 +67,10 @@ static void actor_of(const hms_api_req *req, hms_audit_actor *a)
 
 static int errno_code(int rc, hms_api_error *err, const char *msg)
 {
+    /* -ENOSPC: a capacity limit (instances per node), retry after freeing;
+     * -E2BIG: a field over its limit, a bad request like any other */
     const char *code = rc == -ENOENT   ? HMS_API_E_NOT_FOUND
-                       : rc == -E2BIG  ? HMS_API_E_BUSY
+                       : rc == -ENOSPC ? HMS_API_E_BUSY
                        : rc == -ENOMEM ? HMS_API_E_INTERNAL
                        : rc == -EPERM || rc == -EEXIST ? HMS_API_E_FAILED
                                                        : HMS_API_E_BAD_REQUEST;
@@ -199,7 +201,7 @@ static int parse_registration(const hms_api_req *req, cat_registration *r, hms_a
         if (o->type != MSGPACK_OBJECT_MAP)
             return bad(err, "field '%s' must be a map of strings", "meta");
         if (o->via.map.size > CAT_META_PAIRS_MAX)
-            return hms_api_fail(err, HMS_API_E_BUSY,
+            return hms_api_fail(err, HMS_API_E_BAD_REQUEST,
                                 "too many metadata pairs: %u, limit meta_pairs_max is %d",
                                 o->via.map.size, CAT_META_PAIRS_MAX);
         for (uint32_t i = 0; i < o->via.map.size; i++) {
@@ -223,7 +225,7 @@ static int parse_registration(const hms_api_req *req, cat_registration *r, hms_a
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return bad(err, "field '%s' must be an array of maps", "checks");
         if (o->via.array.size > CAT_CHECKS_MAX)
-            return hms_api_fail(err, HMS_API_E_BUSY, "too many checks: %u, limit checks_max is %d",
+            return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "too many checks: %u, limit checks_max is %d",
                                 o->via.array.size, CAT_CHECKS_MAX);
         for (uint32_t i = 0; i < o->via.array.size; i++)
             if (parse_check(&o->via.array.ptr[i], &r->checks[r->nchecks++], err))

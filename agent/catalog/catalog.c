@@ -95,6 +95,7 @@ struct hms_catalog {
     int next_handle;
 
     char *services_dir;
+    bool version_warned;
     cat_stats stats;
 };
 
@@ -108,6 +109,48 @@ static uint64_t stamp_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+/*
+ * The last version is kept in <data_dir>/catalog.version so that a node
+ * whose clock went back across a restart still starts above the version
+ * others hold. Best effort: without the file the clock alone is used.
+ */
+static uint64_t version_load(hms_agent *a)
+{
+    char path[PATH_MAX], buf[32];
+    if (hms_agent_path(a, "catalog.version", path, sizeof(path)))
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end;
+    unsigned long long v = strtoull(buf, &end, 10);
+    return (end != buf && (*end == '\n' || *end == '\0')) ? (uint64_t)v : 0;
+}
+
+static void version_save(hms_cat *c, uint64_t v)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8], buf[32];
+    if (hms_agent_path(c->agent, "catalog.version", path, sizeof(path)))
+        return;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)v);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, buf, (size_t)len) == len;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        if (!c->version_warned)
+            HMS_WARN("catalog: cannot write '%s': %s", path, strerror(errno));
+        c->version_warned = true;
+        unlink(tmp);
+    }
 }
 
 static void schedule_publish(hms_cat *c)
@@ -526,6 +569,7 @@ static void publish_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (rc)
             HMS_WARN("catalog: cannot publish the service set version: %s", strerror(-rc));
     }
+    version_save(c, self->version);
 }
 
 static void notify_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -965,7 +1009,8 @@ int hms_catalog_start(hms_agent *a, char *err, size_t errlen)
     c->agent = a;
     c->loop = a->loop;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    c->view = cat_view_new(a->name, stamp_now());
+    uint64_t start = stamp_now(), saved = version_load(a);
+    c->view = cat_view_new(a->name, saved >= start ? saved + 1 : start);
     c->prober = cat_prober_new(a->loop);
     if (!c->view || !c->prober) {
         snprintf(err, errlen, "catalog: cannot set up (out of memory, or libcurl failed)");

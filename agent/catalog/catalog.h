@@ -106,8 +106,9 @@ void hms_catalog_set_services_dir(hms_cat *c, const char *dir);
 int hms_catalog_reload(hms_cat *c);
 
 /* Operations (ops_catalog.c). Errors: -EINVAL/-E2BIG (bad request, message
- * in err), -ENOENT (no such instance), -EPERM (registered from a file: change
- * the file), -ENOMEM. */
+ * in err), -ENOSPC (instances_max reached), -ENOENT (no such instance),
+ * -EPERM (registered from a file: change the file), -EEXIST (the id belongs
+ * to a file-defined instance's counterpart), -ENOMEM. */
 int hms_catalog_register(hms_cat *c, const cat_registration *r,
                          const struct hms_audit_actor *actor, char *err, size_t errlen);
 int hms_catalog_deregister(hms_cat *c, const char *id, const struct hms_audit_actor *actor,

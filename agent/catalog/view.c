@@ -165,7 +165,7 @@ int cat_view_local_put(cat_view *v, const cat_instance *inst, uint64_t stamp, bo
     if (!found && s->n >= CAT_INSTANCES_MAX) {
         snprintf(err, errlen, "too many instances on this node: '%s' would be instance %zu, limit instances_max is %d",
                  inst->id, s->n + 1, CAT_INSTANCES_MAX);
-        return -E2BIG;
+        return -ENOSPC;
     }
     cat_instance copy;
     if (cat_instance_copy(&copy, inst))

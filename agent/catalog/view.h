@@ -51,7 +51,7 @@ const cat_node *cat_view_at(const cat_view *v, size_t i); /* sorted by name */
 /* ---- this node's set ---- */
 
 /* Adds or replaces the instance with inst->id. Checks every field and the
- * per-node limit (-E2BIG, message in err). A real change raises the version
+ * per-node limit (-ENOSPC; field limits -E2BIG; message in err). A real change raises the version
  * to max(version + 1, stamp) and sets *changed; an identical instance
  * changes nothing. On error nothing is changed. */
 int cat_view_local_put(cat_view *v, const cat_instance *inst, uint64_t stamp, bool *changed,

@@ -262,7 +262,7 @@ static void test_local_versioning(void)
     }
     uint64_t ver = cat_view_self(v)->version;
     snprintf(x.id, sizeof(x.id), "extra");
-    CU_ASSERT_EQUAL(cat_view_local_put(v, &x, 0, &changed, err, sizeof(err)), -E2BIG);
+    CU_ASSERT_EQUAL(cat_view_local_put(v, &x, 0, &changed, err, sizeof(err)), -ENOSPC);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "instances_max"));
     CU_ASSERT_EQUAL(cat_view_self(v)->version, ver);
     CU_ASSERT_EQUAL(cat_view_self(v)->n, CAT_INSTANCES_MAX);
