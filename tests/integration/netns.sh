@@ -38,7 +38,7 @@ done
 
 pki $(seq -f 'n%g' 1 $N)
 for i in $(seq 1 $N); do
-  a=(--node "n$i" --bind "10.231.1.$i:7950" --data-dir "$W/d$i" --socket "$W/s$i" --profile local
+  a=(--node "n$i" --bind "10.231.1.$i:7950" --data-dir "$W/d$i" --socket "$W/s$i" --profile lan
      --ca "$W/pki/ca.pub" --cert "$W/pki/n$i.cert" --node-key "$W/pki/n$i.key")
   [ "$i" -gt 1 ] && a+=(--join 10.231.1.1:7950)
   ip netns exec "${T}n$i" "$AGENT" "${a[@]}" >>"$W/log$i" 2>&1 & PID[$i]=$!
