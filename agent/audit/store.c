@@ -300,7 +300,8 @@ static int load_log(astore *s, alog *l, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory loading '%s'", l->dir);
         return rc;
     }
-    qsort(segnos, n, sizeof(*segnos), cmp_u64);
+    if (n)
+        qsort(segnos, n, sizeof(*segnos), cmp_u64);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[PATH_MAX];
         aseg_path(l, segnos[i], path, sizeof(path));
