@@ -266,6 +266,8 @@ static void check_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     hms_cat *c = ck->owner->c;
     if (ck->def.kind == CAT_CHECK_TTL) {
         cat_status before = ck->health.status;
+        if (before == CAT_CRITICAL)
+            return; /* keep what the service said when it reported failure */
         snprintf(ck->output, sizeof(ck->output), "ttl of %u ms expired without an update",
                  ck->def.ttl_ms);
         if (cat_health_force(&ck->health, CAT_CRITICAL))

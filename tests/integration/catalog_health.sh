@@ -72,7 +72,9 @@ wait_for 10 "ttl expiry takes it out" all_see worker 0 "${ALL[@]}"
 ctl 3 check pass worker >/dev/null
 wait_for 10 "ttl instance passing again" all_see worker 1 1 5
 ctl 3 check fail worker --note "disk full" >/dev/null
+t0=$(date +%s%N)
 wait_for 10 "ttl fail takes it out" all_see worker 0 1 5
+echo "ttl fail reflected on n1 and n5 in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 ctl 3 services | grep -q "disk full" || fail "note not shown"
 
 # catalog summary
