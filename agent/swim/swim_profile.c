@@ -31,13 +31,15 @@ static const struct {
              .reconnect_interval_ms = 10000,
              .reconnect_timeout_ms = 24u * 3600u * 1000u,
              .mtu = 1350}},
-    /* Links across regions: RTTs of 100-300 ms and more loss. */
-    {"wan", {.probe_interval_ms = 5000,
-             .probe_timeout_ms = 3000,
+    /* Links across regions: RTTs of 100-300 ms and more loss. Timeouts of
+     * several RTTs, and a long floor: a WAN hiccup is not a death. */
+    {"wan", {.probe_interval_ms = 2000,
+             .probe_timeout_ms = 1000,
              .indirect_checks = 3,
              .gossip_interval_ms = 500,
              .gossip_nodes = 4,
-             .suspicion_mult = 6,
+             .suspicion_mult = 4,
+             .suspicion_floor_ms = 10000,
              .suspicion_max_mult = 6,
              .retransmit_mult = 4,
              .pushpull_interval_ms = 60000,

@@ -78,7 +78,10 @@ static void usage(void)
             "  [--partition FRACTION] [--partition-at SEC] [--partition-for SEC]\n"
             "  [--probe-interval MS] [--probe-timeout MS] [--indirect K]\n"
             "  [--gossip-interval MS] [--gossip-nodes K] [--suspicion-mult M]\n"
-            "  [--suspicion-max-mult M] [--retransmit-mult M] [--pushpull-interval MS]\n");
+            "  [--suspicion-max-mult M] [--retransmit-mult M] [--pushpull-interval MS]\n"
+            "  [--suspicion-floor MS]\n"
+            "memberlist's LAN timings: --probe-interval 1000 --probe-timeout 500\n"
+            "  --suspicion-mult 4 --suspicion-floor 0\n");
 }
 
 int main(int argc, char **argv)
@@ -101,6 +104,7 @@ int main(int argc, char **argv)
         {"gossip-interval", 1, 0, 1003}, {"gossip-nodes", 1, 0, 1004},
         {"suspicion-mult", 1, 0, 1005}, {"suspicion-max-mult", 1, 0, 1006},
         {"retransmit-mult", 1, 0, 1007}, {"pushpull-interval", 1, 0, 1008},
+        {"suspicion-floor", 1, 0, 1009},
         {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -127,7 +131,7 @@ int main(int argc, char **argv)
         case 'F': part_for = atof(optarg); break;
         case 'h': usage(); return 0;
         default:
-            if (c >= 1000 && c <= 1008) {
+            if (c >= 1000 && c <= 1009) {
                 ov[c - 1000] = strtol(optarg, NULL, 10);
                 break;
             }
@@ -149,8 +153,8 @@ int main(int argc, char **argv)
     uint32_t *fields[] = {&pf->probe_interval_ms, &pf->probe_timeout_ms, &pf->indirect_checks,
                           &pf->gossip_interval_ms, &pf->gossip_nodes, &pf->suspicion_mult,
                           &pf->suspicion_max_mult, &pf->retransmit_mult,
-                          &pf->pushpull_interval_ms};
-    for (int i = 0; i < 9; i++)
+                          &pf->pushpull_interval_ms, &pf->suspicion_floor_ms};
+    for (int i = 0; i < 10; i++)
         if (ov[i] >= 0)
             *fields[i] = (uint32_t)ov[i];
     cfg.loss = loss;
@@ -265,9 +269,10 @@ int main(int argc, char **argv)
     printf("nodes=%zu profile=%s seed=%llu duration_s=%.0f loss=%.2f\n", n, profile,
            (unsigned long long)seed, duration, loss);
     printf("probe_ms=%u timeout_ms=%u gossip_ms=%u x%u suspicion_mult=%u max_mult=%u "
-           "retransmit_mult=%u\n",
+           "floor_ms=%u retransmit_mult=%u\n",
            pf->probe_interval_ms, pf->probe_timeout_ms, pf->gossip_interval_ms, pf->gossip_nodes,
-           pf->suspicion_mult, pf->suspicion_max_mult, pf->retransmit_mult);
+           pf->suspicion_mult, pf->suspicion_max_mult, pf->suspicion_floor_ms,
+           pf->retransmit_mult);
     if (conv)
         printf("converged_s=%.2f (joins spread over %.1f s)\n", (double)conv / 1e6, spread);
     else
