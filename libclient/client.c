@@ -325,6 +325,45 @@ int hms_stream_next(hms_client *c, uint32_t timeout_ms, hms_reply *rep)
     }
 }
 
+static int pack_stream_id(msgpack_packer *pk, void *ctx)
+{
+    msgpack_pack_map(pk, 1);
+    msgpack_pack_str_with_body(pk, "stream", 6);
+    msgpack_pack_uint64(pk, *(const uint64_t *)ctx);
+    return 0;
+}
+
+int hms_stream_cancel(hms_client *c)
+{
+    if (!c->streaming)
+        return -EINVAL;
+    uint64_t sid = c->stream_id, cid;
+    int r = send_request(c, "cancel", pack_stream_id, &sid, &cid);
+    if (r < 0)
+        return r;
+    int64_t deadline = c->timeout_ms ? now_ms() + c->timeout_ms : -1;
+    hms_reply rep;
+    reply_init(&rep);
+    for (;;) {
+        hms_api_reply hdr;
+        r = read_reply(c, deadline, &rep, &hdr);
+        if (r < 0)
+            break;
+        if (hdr.has_id && hdr.id == sid && !hdr.more)
+            c->streaming = false;
+        if (hdr.has_id && hdr.id == cid) {
+            /* the stream may have ended on its own before the cancel arrived */
+            c->streaming = false;
+            r = finish(c, &rep);
+            if (r == -EREMOTEIO && strcmp(rep.code, HMS_API_E_NOT_FOUND) == 0)
+                r = 0;
+            break;
+        }
+    }
+    hms_reply_destroy(&rep);
+    return r;
+}
+
 /* --- membership ------------------------------------------------------------ */
 
 static void copy_field(const msgpack_object *m, const char *key, char *buf, size_t cap)

@@ -65,6 +65,9 @@ int hms_request(hms_client *c, const char *op, hms_pack_fn pack, void *ctx, hms_
  * stream open. */
 int hms_stream_start(hms_client *c, const char *op, hms_pack_fn pack, void *ctx);
 int hms_stream_next(hms_client *c, uint32_t timeout_ms, hms_reply *rep);
+/* Ends the open stream (op "cancel"): frames still in flight are skipped,
+ * and the connection serves requests again. 0 or a negative code. */
+int hms_stream_cancel(hms_client *c);
 /* The connection's file descriptor, to wait for stream frames with poll(2). */
 int hms_client_fd(const hms_client *c);
 

@@ -373,12 +373,31 @@ static void test_stream(void)
     hms_close(c);
 }
 
+
 static int pack_forever(msgpack_packer *pk, void *ctx)
 {
     msgpack_pack_map(pk, 1);
     msgpack_pack_str_with_body(pk, "forever", 7);
     msgpack_pack_true(pk);
     return 0;
+}
+
+static void test_stream_cancel(void)
+{
+    hms_client *c;
+    int before = stream_closed;
+    CU_ASSERT_EQUAL_FATAL(hms_connect(path, &c), 0);
+    CU_ASSERT_EQUAL_FATAL(hms_stream_start(c, "count", pack_forever, NULL), 0);
+    hms_reply rep;
+    CU_ASSERT_EQUAL(hms_stream_next(c, 5000, &rep), 0);
+    CU_ASSERT(rep.more);
+    hms_reply_destroy(&rep);
+    CU_ASSERT_EQUAL(hms_stream_cancel(c), 0);
+    CU_ASSERT_EQUAL(stream_closed, before + 1); /* on_close ran before the reply */
+    CU_ASSERT_EQUAL(hms_request(c, "echo", NULL, NULL, &rep), 0);
+    hms_reply_destroy(&rep);
+    CU_ASSERT_EQUAL(hms_stream_cancel(c), -EINVAL); /* nothing open */
+    hms_close(c);
 }
 
 static void test_stream_client_gone(void)
@@ -499,6 +518,7 @@ int main(void)
     CU_add_test(s, "garbage_and_oversized", test_garbage_and_oversized);
     CU_add_test(s, "pipelined", test_pipelined);
     CU_add_test(s, "stream", test_stream);
+    CU_add_test(s, "stream_cancel", test_stream_cancel);
     CU_add_test(s, "stream_client_gone", test_stream_client_gone);
     CU_add_test(s, "watch_call", test_watch_call);
     CU_add_test(s, "other_user", test_other_user);
