@@ -1397,9 +1397,12 @@ static void on_ack(swim_t *s, const gossip_msg *g, bool nack, const uint8_t *key
     r->used = false;
 }
 
-/* A member we do not know talks to us: it knows us, we missed its join.
- * Ask it for its record, at most once per probe interval per key. */
-static void ask_who(swim_t *s, hms_time now, const hms_addr *from, const uint8_t *key)
+/* A member we do not know, or hold dead, talks to us: we missed its join or
+ * its refutation. Ask it for its record, at most once per probe interval per
+ * key. A member we hold dead is also told so, so that it refutes if it never
+ * heard; its answer then carries the new incarnation. */
+static void ask_who(swim_t *s, hms_time now, const hms_addr *from, const uint8_t *key,
+                    const member *dead)
 {
     hms_time quiet = HMS_MS(s->p.probe_interval_ms);
     for (size_t i = 0; i < WHO_RING; i++)
@@ -1408,7 +1411,13 @@ static void ask_who(swim_t *s, hms_time now, const hms_addr *from, const uint8_t
     memcpy(s->who[s->who_next].key, key, SWIM_KEY_LEN);
     s->who[s->who_next].at = now ? now : 1;
     s->who_next = (s->who_next + 1) % WHO_RING;
-    send_simple(s, GOSSIP_WHO, 0, from, key);
+    gossip_msg g[2];
+    size_t n = 0;
+    if (dead)
+        msg_status(dead, GOSSIP_DEAD, s->self->name, &g[n++]);
+    memset(&g[n], 0, sizeof(g[n]));
+    g[n++].type = GOSSIP_WHO;
+    send_pkt(s, from, key, g, n);
 }
 
 void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[SWIM_KEY_LEN],
@@ -1453,8 +1462,11 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
         default: break;
         }
     }
-    if (!htab_get(&s->by_key, true, key))
-        ask_who(s, now, from, key);
+    sender = htab_get(&s->by_key, true, key);
+    if (!sender)
+        ask_who(s, now, from, key, NULL);
+    else if (sender->status == SWIM_DEAD && !s->leaving)
+        ask_who(s, now, from, key, sender);
     if (s->nfix) {
         gossip_msg fix[FIX_MAX];
         size_t k = 0;
@@ -1549,6 +1561,15 @@ static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *
         s->st.drop_refused++;
         return -EPERM;
     }
+    /* The sender is talking to us over an authenticated channel right now:
+     * if we hold it dead or suspect at the incarnation it still has, that
+     * is proof enough. Across a healed partition this first exchange then
+     * opens the way for gossip; without it, the refutations each side
+     * makes stay on its own side until another exchange carries them. */
+    if (sm && sm != s->self && strcmp(sm->name, sender) == 0 &&
+        (sm->status == SWIM_DEAD || sm->status == SWIM_SUSPECT) &&
+        sm->inc == gm.incarnation)
+        set_state(s, sm, sm->inc, SWIM_ALIVE, now, NULL);
     while (gossip_pp_next(&r, &gm) == 1) {
         gossip_msg g;
         memset(&g, 0, sizeof(g));
@@ -1759,6 +1780,22 @@ static void reconnect_tick(swim_t *s, hms_time now)
     }
     size_t ndead = s->counts[SWIM_DEAD];
     size_t nalive = s->counts[SWIM_ALIVE];
+    if (ndead > 0 && !s->leaving) {
+        /* A cheap look at one random dead member, telling it so: a live
+         * one refutes, or answers a stale accusation with its record. This
+         * is what fixes a node that missed a refutation after a partition
+         * healed, long before the next push-pull. */
+        member *d = random_member(s, SWIM_DEAD, SWIM_DEAD);
+        if (d) {
+            gossip_msg g[2];
+            msg_status(d, GOSSIP_DEAD, s->self->name, &g[0]);
+            memset(&g[1], 0, sizeof(g[1]));
+            g[1].type = GOSSIP_PING;
+            g[1].seq = ++s->seq;
+            memcpy(g[1].target_key, d->key, SWIM_KEY_LEN);
+            send_pkt(s, &d->addr, d->key, g, 2);
+        }
+    }
     if (ndead > 0 && !s->leaving &&
         rng_below(&s->r, 1000000) < (uint64_t)(1000000.0 * (double)ndead / (double)nalive)) {
         member *m = random_member(s, SWIM_DEAD, SWIM_DEAD);

@@ -244,6 +244,18 @@ int main(int argc, char **argv)
             }
             printf("%.1f s: alive seen min %u max %u, suspect entries %llu\n", (double)now / 1e6,
                    lo, hi, (unsigned long long)sus);
+            for (size_t o = 0; o < n && lo < hi; o++) {
+                for (size_t j = 0; sim_core(sim, o) && j < n; j++) {
+                    uint64_t seen = 0, own = 0;
+                    int st = swim_member_status(sim_core(sim, o), sim_name(sim, j), &seen);
+                    if (st == SWIM_ALIVE || !sim_core(sim, j))
+                        continue;
+                    swim_member_status(sim_core(sim, j), sim_name(sim, j), &own);
+                    printf("  %s sees %s as %s at incarnation %llu (it has %llu)\n",
+                           sim_name(sim, o), sim_name(sim, j), st < 0 ? "unknown" : swim_status_name(st),
+                           (unsigned long long)seen, (unsigned long long)own);
+                }
+            }
         }
         if (watch_node >= 0 && now >= (hms_time)(watch_from * 1e6) &&
             now <= (hms_time)((watch_from + 4) * 1e6)) {
