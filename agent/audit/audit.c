@@ -203,8 +203,6 @@ int hms_audit_append(struct hms_audit *a, const char *kind, const char *request_
     r = hms_audit_entry_encode(&e, a->scratch_enc, sizeof(a->scratch_enc), &len);
     if (r)
         return r == -ENOBUFS ? -EMSGSIZE : -EINVAL;
-    if (a->failed)
-        return -EIO;
     aseg *g = open_segment(a);
     if (!g)
         return -ENOMEM;

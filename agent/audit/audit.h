@@ -48,9 +48,12 @@ typedef struct hms_audit_actor {
  *   actor       who asked, or NULL for the agent itself
  *   fields      a jansson object (or NULL for none); the reference is
  *               stolen in every case, also on error
- * Returns 0, -EINVAL (bad kind, fields not an object, a is NULL), -ENOSPC
- * (the in-memory backlog is at its limit because the disk keeps failing;
- * the entry is dropped and counted), or -EIO (the log is marked failed).
+ * Returns 0, -EINVAL (bad kind, request id or actor name, fields not an
+ * object or not convertible, a is NULL), -EMSGSIZE (entry above
+ * HMS_AUDIT_ENTRY_MAX), -ENOMEM, or -ENOSPC (the in-memory backlog is at
+ * its limit because the disk keeps failing; the entry is dropped and
+ * counted). A failing disk does not fail emit: entries are kept in memory
+ * and written when it recovers (docs/audit.md).
  */
 int hms_audit_emit(struct hms_audit *a, const char *kind, const char *request_id,
                    const hms_audit_actor *actor, json_t *fields);

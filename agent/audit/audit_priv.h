@@ -32,7 +32,6 @@ struct hms_audit {
     uint8_t head[HMS_AUDIT_HASH_LEN];
     uint64_t open_since_ms;
     uint64_t durable_seq;
-    bool failed;
 
     awriter w;
     ev_async async;

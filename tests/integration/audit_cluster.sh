@@ -77,7 +77,8 @@ v=$(ctl 2 audit import "$forkseg" --node n5) || fail "import of the forked segme
 echo "$v" | grep -q fork || fail "forked segment not recognised as a fork: $v"
 ctl 2 audit verify --node n5 > "$W/vfork" 2>&1 && { cat "$W/vfork"; fail "verify passes on a forked log"; }
 grep -q 'fork' "$W/vfork" || fail "verify does not name the fork"
-ls "$W/d2/audit/${KEY[5]}/" | grep -q fork || fail "fork proof not kept on disk"
+fork_kept() { ls "$W/d2/audit/${KEY[5]}/" | grep -q fork; }
+wait_for 5 "fork proof kept on disk" fork_kept
 grep -q 'ALERT fork' "$W/log2" || fail "no fork alert in n2's log"
 echo "verify on n2: $(grep -m1 fork "$W/vfork" | sed 's/^ *//')"
 
