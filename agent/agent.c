@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "agent/audit/audit.h"
@@ -88,6 +89,31 @@ int hms_agent_path(const hms_agent *a, const char *name, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "%s/%s", a->data_dir, name);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+void hms_agent_audit_admin(hms_agent *a, const hms_api_req *req, const char *kind,
+                           json_t *fields)
+{
+    if (!a->audit) {
+        json_decref(fields);
+        return;
+    }
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)req->pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fgets(comm, sizeof(comm), f))
+            comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+    }
+    for (char *c = comm; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
+    hms_audit_actor who = {.uid = (int64_t)req->uid, .pid = (int64_t)req->pid,
+                           .name = comm[0] ? comm : NULL};
+    int r = hms_audit_emit(a->audit, kind, NULL, &who, fields);
+    if (r < 0)
+        HMS_WARN("audit: cannot record '%s': %s", kind, strerror(-r));
 }
 
 /* --- persisted counters --------------------------------------------------- */

@@ -150,6 +150,14 @@ void hms_agent_swim_flush(hms_agent *a);
 /* Joins more seeds at run time (the `join` op). */
 void hms_agent_join(hms_agent *a, const hms_addr *seeds, size_t n);
 
+/* Records an admin operation in the audit log: kind ("admin.leave", ...),
+ * the client's uid, pid and program name (from /proc), and fields (a jansson
+ * object or NULL; the reference is stolen). Does nothing without an audit
+ * log. */
+struct json_t;
+void hms_agent_audit_admin(hms_agent *a, const hms_api_req *req, const char *kind,
+                           struct json_t *fields);
+
 /* Builds "<data_dir>/<name>" into buf. Returns 0 or -ENAMETOOLONG. */
 int hms_agent_path(const hms_agent *a, const char *name, char *buf, size_t cap);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "agent/net/seal.h"
@@ -83,6 +84,11 @@ static int op_revoke(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
         return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "revoke needs 'record' (bytes)");
     bool is_new = false;
     int r = add_revocation(a, (const uint8_t *)o->via.bin.ptr, o->via.bin.size, &is_new);
+    hms_agent_audit_admin(a, req, "admin.revoke",
+                          json_pack("{s:s, s:b}", "result",
+                                    r == 0 ? "accepted"
+                                    : r >= -9 ? hms_cert_result_name(r) : strerror(-r),
+                                    "new", is_new));
     if (r < 0)
         return hms_api_fail(err, HMS_API_E_FAILED, "revocation refused: %s",
                             hms_trust_strerror(r));

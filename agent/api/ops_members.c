@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "agent/agent.h"
@@ -230,6 +231,11 @@ static int op_join(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
         }
     }
     j->n = o->via.array.size;
+    json_t *addrs = json_array();
+    for (uint32_t i = 0; i < o->via.array.size; i++)
+        json_array_append_new(addrs, json_stringn(o->via.array.ptr[i].via.str.ptr,
+                                                  o->via.array.ptr[i].via.str.size));
+    hms_agent_audit_admin(a, req, "admin.join", json_pack("{s:o}", "addresses", addrs));
     j->st = hms_api_stream_open(req, join_stream_closed, j);
     if (!j->st) {
         free(j);
@@ -269,6 +275,7 @@ static int op_leave(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
     if (a->leaving)
         return hms_api_fail(err, HMS_API_E_UNAVAILABLE, "already leaving");
     HMS_INFO("api: leave requested by uid %u pid %d", (unsigned)req->uid, (int)req->pid);
+    hms_agent_audit_admin(a, req, "admin.leave", NULL);
     hms_agent_shutdown(a, LEAVE_MAX_MS);
     msgpack_pack_map(res, 1);
     hms_api_pack_kv_bool(res, "leaving", true);

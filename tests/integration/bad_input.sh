@@ -89,6 +89,7 @@ out=$(ctl 2 join 127.0.63.99:7950 2>&1); rc=$?
 echo "$out" | grep -q "cannot reach" || fail "join error unclear: $out"
 [ "$(stat_of 2 chan.call_errors)" -ge 1 ] || fail "failed join not counted"
 kill -0 "${PID[2]}" || fail "agent 2 died after a failed join"
+ctl 2 audit tail --json 2>/dev/null | grep -q '"kind":"admin.join"' || fail "join not in n2's audit log"
 
 # --- the cluster is unharmed ------------------------------------------------
 wait_for 10 "3 agents still alive everywhere" all_see alive 3 1 2 3

@@ -17,6 +17,7 @@ P
 out=$(ctl 1 revoke "$W/forged.rev" 2>&1) && fail "a forged revocation was accepted: $out"
 
 ctl 1 revoke "$W/n4.rev" >/dev/null || fail "hmsctl revoke"
+wait_for 5 "revocation in n1's audit log" sh -c "'$CTL' --socket '$W/s1' audit tail --json | grep -q '\"kind\":\"admin.revoke\"'"
 t0=$(now)
 wait_for 20 "n4 expelled by n1-n3" all_see dead 1 1 2 3
 echo "n4 expelled everywhere $(elapsed "$t0") s after the record was given to n1"
