@@ -601,8 +601,9 @@ done:
 }
 
 /* Appends queued updates to pkt[0..*len) while they fit under the MTU,
- * least-transmitted first, newest first among equals. Entries that reach the
- * retransmit limit leave the queue. Returns how many were added. */
+ * least-transmitted first, oldest first among equals (so that nothing
+ * starves in a burst of joins). Entries that reach the retransmit limit
+ * leave the queue. Returns how many were added. */
 static size_t bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs)
 {
     uint32_t limit = swim_retransmit_limit(&s->p, cluster_n(s));
@@ -1079,9 +1080,12 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
         return;
     }
     if (new_key) {
+        /* A new identity under the old name: what was refused was the old
+         * key, and the old key now matches nothing here. */
         memcpy(m->key, g->key, SWIM_KEY_LEN);
         htab_rebuild(s, &s->by_key, true, s->nmembers);
         m->nuseq = 0;
+        m->expelled = false;
     }
     bool changed = new_key || !hms_addr_equal(&m->addr, &g->addr);
     m->addr = g->addr;
@@ -1426,6 +1430,10 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
     out_gc(s);
     s->st.packets_in++;
     s->st.bytes_in += len;
+    if (!key || !from) {
+        s->st.drop_malformed++;
+        return;
+    }
     member *sender = htab_get(&s->by_key, true, key);
     if (sender && sender->expelled) {
         s->st.drop_refused++;
@@ -1707,7 +1715,7 @@ void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t k
 void swim_join(swim_t *s, hms_time now, const hms_addr *seeds, size_t n)
 {
     out_gc(s);
-    for (size_t i = 0; i < n && s->nseeds < SEEDS_MAX; i++) {
+    for (size_t i = 0; seeds && i < n && s->nseeds < SEEDS_MAX; i++) {
         if (seeds[i].family == 0 || hms_addr_equal(&seeds[i], &s->self->addr))
             continue;
         bool dup = false;
@@ -2107,7 +2115,7 @@ int swim_broadcast(swim_t *s, hms_time now, uint8_t kind, const uint8_t *data, s
 void swim_expel(swim_t *s, hms_time now, const uint8_t key[SWIM_KEY_LEN])
 {
     out_gc(s);
-    member *m = htab_get(&s->by_key, true, key);
+    member *m = key ? htab_get(&s->by_key, true, key) : NULL;
     if (!m || m == s->self)
         return;
     m->expelled = true;
