@@ -713,9 +713,21 @@ static void sweep(hms_cat *c)
     }
 }
 
+static void member_cb(hms_agent *a, swim_event ev, const swim_member_info *m, void *ctx);
+
+/* Every sweep also reads the member table itself, so a member event that
+ * was missed or coalesced (a meta change, a status change) still reaches
+ * the view within one period. */
 static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    sweep(w->data);
+    hms_cat *c = w->data;
+    hms_agent *a = c->agent;
+    for (size_t i = 0; a->swim && i < swim_member_count(a->swim); i++) {
+        const swim_member_info *m = swim_member_at(a->swim, i);
+        if (m)
+            member_cb(a, SWIM_EV_UPDATE, m, NULL);
+    }
+    sweep(c);
 }
 
 static void fetch_serve(void *ctx, hms_rpc_call *call, const hms_peer *peer, const uint8_t *req,

@@ -38,6 +38,10 @@ struct cat_probe {
     cat_status result;
     char output[CAT_PROBE_OUTPUT_MAX + 1];
     char errbuf[CURL_ERROR_SIZE];
+    size_t body_len;    /* bytes of response body received */
+    char body[64];      /* its start, printable characters only, for the output */
+    size_t body_kept;
+    bool capped;        /* stopped reading at CAT_PROBE_BODY_MAX */
     cat_probe_done fn;
     void *ctx;
     cat_probe *prev, *next;
@@ -233,18 +237,40 @@ static void check_done(cat_prober *p)
         curl_multi_remove_handle(p->multi, pr->easy);
         curl_easy_cleanup(pr->easy);
         pr->easy = NULL;
+        if (res == CURLE_WRITE_ERROR && pr->capped && code > 0)
+            res = CURLE_OK;
+        pr->body[pr->body_kept < sizeof(pr->body) ? pr->body_kept : sizeof(pr->body) - 1] = '\0';
         if (res == CURLE_OPERATION_TIMEDOUT)
             finish(pr, CAT_CRITICAL, "timeout after %lu ms", (unsigned long)pr->timeout_ms);
         else if (res != CURLE_OK)
             finish(pr, CAT_CRITICAL, "%s", pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
         else
-            finish(pr, cat_health_http(code), "HTTP %ld", code);
+            finish(pr, cat_health_http(code), "HTTP %ld%s%s", code, pr->body[0] ? ": " : "",
+                   pr->body);
     }
 }
 
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* Keeps the start of the body for the output and reads at most
+ * CAT_PROBE_BODY_MAX bytes: a health endpoint that streams forever must not
+ * hold a probe until its timeout. */
+static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-    return size * nmemb;
+    cat_probe *pr = userdata;
+    size_t n = size * nmemb;
+    for (size_t i = 0; i < n && pr->body_kept < sizeof(pr->body) - 1; i++) {
+        unsigned char ch = (unsigned char)ptr[i];
+        if (ch == '\r' || ch == '\n') {
+            pr->body_kept = sizeof(pr->body) - 1; /* first line only */
+            break;
+        }
+        pr->body[pr->body_kept++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    pr->body_len += n;
+    if (pr->body_len > CAT_PROBE_BODY_MAX) {
+        pr->capped = true;
+        return 0; /* curl stops with CURLE_WRITE_ERROR; the status counts */
+    }
+    return n;
 }
 
 cat_prober *cat_prober_new(struct ev_loop *loop)
@@ -299,7 +325,8 @@ int cat_probe_http(cat_prober *p, const char *url, uint32_t timeout_ms, cat_prob
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pr->errbuf);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, pr);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);

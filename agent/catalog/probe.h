@@ -8,6 +8,7 @@
  *
  * Results: HTTP 2xx passing, 429 warning, any other status, a transfer
  * error or the timeout critical; TCP connected passing, else critical.
+ * The output of an HTTP probe is "HTTP <code>: <first line of the body>".
  * The done callback runs from the loop, never inside cat_probe_*(), and
  * exactly once unless the probe is cancelled first.
  */
@@ -24,6 +25,7 @@ typedef struct cat_probe cat_probe;
 
 #define CAT_PROBE_OUTPUT_MAX 127
 #define CAT_PROBES_MAX 1024 /* in flight per prober */
+#define CAT_PROBE_BODY_MAX (64 * 1024) /* response body read by an HTTP probe */
 
 typedef void (*cat_probe_done)(void *ctx, cat_status st, const char *output);
 

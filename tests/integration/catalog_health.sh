@@ -55,6 +55,13 @@ wait_for 20 "timed-out check out of lookups" all_see pay 0 "${ALL[@]}"
 ctl 1 services | grep -q timeout || fail "services does not show the timeout output"
 curl -sf --max-time 2 "http://$IP:$PORT/set?code=200" >/dev/null
 
+# a body that never ends: the probe reads 64 KiB and takes the status
+curl -sf "http://$IP:$PORT/set?code=stream" >/dev/null || fail "set stream"
+sleep 3
+[ "$(n_inst 1 pay)" = 1 ] || fail "a streaming 200 made the instance unhealthy"
+ctl 1 services | grep -q "HTTP 200: xxx" || fail "services does not show the streamed status"
+curl -sf "http://$IP:$PORT/set?code=200" >/dev/null
+
 # the server dies
 kill -9 "$HTTPD_PID"
 wait_for 20 "instance of a dead server out of lookups" all_see pay 0 "${ALL[@]}"

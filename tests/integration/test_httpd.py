@@ -4,8 +4,8 @@
     test_httpd.py --bind 127.0.44.1 --port 18080 [--pidfile F]
 
 GET /health answers with the current code (200 at start); GET /set?code=N
-sets it (N: an HTTP status, or "hang" to answer only after 30 s, which a
-check sees as a timeout); GET /hits returns how many /health requests came.
+sets it (N: an HTTP status, "hang" to answer only after 30 s, which a
+check sees as a timeout, or "stream" for a 200 whose body never ends); GET /hits returns how many /health requests came.
 Binds only where told; exits on SIGTERM.
 """
 import argparse
@@ -38,7 +38,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/set":
             code = parse_qs(url.query).get("code", ["200"])[0]
             with lock:
-                state["code"] = code if code == "hang" else int(code)
+                state["code"] = code if code in ("hang", "stream") else int(code)
             self.reply(200, "ok\n")
         elif url.path == "/hits":
             with lock:
@@ -50,6 +50,19 @@ class Handler(BaseHTTPRequestHandler):
             if code == "hang":
                 time.sleep(30)
                 code = 200
+            if code == "stream":
+                # 200 with a body that does not end (for 30 s at most)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                chunk = b"x" * 65536
+                end = time.time() + 30
+                try:
+                    while time.time() < end:
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+                return
             self.reply(code, "status %s\n" % code)
 
 
