@@ -3,7 +3,11 @@
  * raw Unix-socket round trip measured by the same program with the same
  * framing and the same reply size (an echo server on a thread here).
  *
- *   bench_lookup --socket PATH [--count N] [--pipeline W] [--instances K]
+ *   bench_lookup [--socket PATH] [--count N] [--pipeline W] [--instances K]
+ *
+ * Without --socket (as scripts/bench runs it) it starts its own agent from
+ * the hms-agent and hmsctl next to it, with a fresh CA, on 127.0.44.250,
+ * and stops it at the end.
  *
  * Registers K instances of "bench-svc" on the agent (removed at the end),
  * then measures:
@@ -15,6 +19,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +183,87 @@ static int measure(int fd, const uint8_t *frame, size_t flen, int count, int w, 
     return 0;
 }
 
+/* ---- own agent ----------------------------------------------------------- */
+
+static char own_dir[64];
+static pid_t own_pid = -1;
+
+static void own_stop(void)
+{
+    if (own_pid > 0) {
+        kill(own_pid, SIGTERM);
+        waitpid(own_pid, NULL, 0);
+        own_pid = -1;
+    }
+    if (own_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", own_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "warning: cannot remove '%s'\n", own_dir);
+        own_dir[0] = '\0';
+    }
+}
+
+/* Starts hms-agent from the folder of argv0; fills sock. 0 or -1. */
+static int own_start(const char *argv0, char *sock, size_t cap)
+{
+    char self[PATH_MAX], bindir[PATH_MAX], agent[PATH_MAX + 16], ctl[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        snprintf(self, sizeof(self), "%s", argv0);
+    else
+        self[n] = '\0';
+    snprintf(bindir, sizeof(bindir), "%s", dirname(self));
+    snprintf(agent, sizeof(agent), "%s/hms-agent", bindir);
+    snprintf(ctl, sizeof(ctl), "%s/hmsctl", bindir);
+    if (access(agent, X_OK) || access(ctl, X_OK)) {
+        fprintf(stderr, "error: no --socket given and no hms-agent/hmsctl in '%s'\n", bindir);
+        return -1;
+    }
+    snprintf(own_dir, sizeof(own_dir), "/tmp/bench-lookup.XXXXXX");
+    if (!mkdtemp(own_dir)) {
+        own_dir[0] = '\0';
+        return -1;
+    }
+    char cmd[PATH_MAX * 2], pki[128], d[128], ca[160], cert[160], key[160], log[128];
+    snprintf(pki, sizeof(pki), "%s/pki", own_dir);
+    snprintf(cmd, sizeof(cmd), "'%s' ca bootstrap --names b1 --out '%s' >/dev/null", ctl, pki);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "error: '%s' failed\n", cmd);
+        return -1;
+    }
+    snprintf(d, sizeof(d), "%s/d", own_dir);
+    snprintf(sock, cap, "%s/s", own_dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pub", pki);
+    snprintf(cert, sizeof(cert), "%s/b1.cert", pki);
+    snprintf(key, sizeof(key), "%s/b1.key", pki);
+    snprintf(log, sizeof(log), "%s/log", own_dir);
+    own_pid = fork();
+    if (own_pid < 0)
+        return -1;
+    if (own_pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(agent, agent, "--node", "b1", "--bind", "127.0.44.250:7962", "--data-dir", d,
+              "--socket", sock, "--ca", ca, "--cert", cert, "--node-key", key, "--log-level",
+              "warn", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        int fd = connect_unix(sock);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        usleep(100000);
+    }
+    fprintf(stderr, "error: the agent did not start (see %s)\n", log);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"socket", required_argument, 0, 's'},
@@ -190,13 +280,21 @@ int main(int argc, char **argv)
         case 'w': w = atoi(optarg); break;
         case 'k': k = atoi(optarg); break;
         default:
-            fprintf(stderr, "usage: bench_lookup --socket PATH [--count N] [--pipeline W] [--instances K]\n");
+            fprintf(stderr, "usage: bench_lookup [--socket PATH] [--count N] [--pipeline W] [--instances K]\n");
             return 2;
         }
     }
-    if (!sock || count < 100 || w < 1 || w > 1024 || k < 1 || k > 60) {
-        fprintf(stderr, "error: give --socket PATH (count >= 100, pipeline 1-1024, instances 1-60)\n");
+    if (count < 100 || w < 1 || w > 1024 || k < 1 || k > 60) {
+        fprintf(stderr, "error: count >= 100, pipeline 1-1024, instances 1-60\n");
         return 2;
+    }
+    char own_sock[128];
+    if (!sock) {
+        atexit(own_stop);
+        if (own_start(argv[0], own_sock, sizeof(own_sock)))
+            return 1;
+        sock = own_sock;
+        printf("own agent on 127.0.44.250, socket %s\n", sock);
     }
 
     /* register the instances through libclient */
