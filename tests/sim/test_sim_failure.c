@@ -14,11 +14,16 @@ typedef struct watch {
     hms_time t0;
     hms_time *dead_at; /* per observer */
     size_t dead_events, left_events, conflicts;
+    size_t *user_events; /* per observer */
 } watch;
 
 static void on_event(void *ctx, sim_t *s, size_t node, hms_time now, const swim_output *o)
 {
     watch *w = ctx;
+    if (w->armed && o->event == SWIM_EV_USER && w->user_events &&
+        strcmp(o->member->name, sim_name(s, w->victim)) == 0 && o->len == 5 &&
+        memcmp(o->data, "hello", 5) == 0)
+        w->user_events[node]++;
     if (!w->armed || strcmp(o->member->name, sim_name(s, w->victim)) != 0)
         return;
     if (o->event == SWIM_EV_DEAD) {
@@ -189,6 +194,57 @@ static void test_conflict(void)
     sim_delete(s);
 }
 
+static void test_user_broadcast(void)
+{
+    size_t n = 64;
+    watch w = {.victim = 9};
+    w.dead_at = calloc(n, sizeof(*w.dead_at));
+    w.user_events = calloc(n, sizeof(*w.user_events));
+    sim_t *s = cluster(n, sim_test_seed(26), &w);
+    w.armed = true;
+    sim_set_loss(s, 0.05);
+    CU_ASSERT_EQUAL(swim_broadcast(sim_core(s, w.victim), sim_now(s), 7,
+                                   (const uint8_t *)"hello", 5), 0);
+    sim_run_until(s, sim_now(s) + HMS_SEC(10));
+    size_t once = 0;
+    for (size_t o = 0; o < n; o++)
+        once += o != w.victim && w.user_events[o] == 1;
+    printf("delivered exactly once on %zu/%zu nodes at 5%% loss ", once, n - 1);
+    CU_ASSERT_EQUAL(once, n - 1);
+    CU_ASSERT_EQUAL(w.user_events[w.victim], 0);
+    free(w.user_events);
+    free(w.dead_at);
+    sim_delete(s);
+}
+
+static void test_expel(void)
+{
+    size_t n = 32;
+    watch w = {.victim = 4};
+    w.dead_at = calloc(n, sizeof(*w.dead_at));
+    sim_t *s = cluster(n, sim_test_seed(27), &w);
+    uint8_t key[SWIM_KEY_LEN];
+    sim_key(s, w.victim, key);
+    /* A revocation reaches every node, which expels the key; the expelled
+     * node keeps running and keeps refuting, to no avail. */
+    for (size_t o = 0; o < n; o++)
+        if (o != w.victim)
+            swim_expel(sim_core(s, o), sim_now(s), key);
+    sim_run_until(s, sim_now(s) + HMS_SEC(60));
+    CU_ASSERT(sim_up(s, w.victim));
+    size_t dead = 0;
+    for (size_t o = 0; o < n; o++)
+        dead += o != w.victim && sim_status(s, o, w.victim) == SWIM_DEAD;
+    swim_stats st;
+    swim_get_stats(sim_core(s, 0), &st);
+    printf("%zu/%zu nodes hold the expelled node dead after 60 s, node 0 refused %llu items ",
+           dead, n - 1, (unsigned long long)st.drop_refused);
+    CU_ASSERT_EQUAL(dead, n - 1);
+    CU_ASSERT(st.drop_refused > 0);
+    free(w.dead_at);
+    sim_delete(s);
+}
+
 int main(void)
 {
     static const sim_test_case cases[] = {
@@ -197,6 +253,8 @@ int main(void)
         {"graceful leave is left, not dead", test_leave},
         {"restart with higher incarnation accepted", test_restart},
         {"second key for a live name refused", test_conflict},
+        {"user broadcast delivered once everywhere", test_user_broadcast},
+        {"expelled node stays dead", test_expel},
     };
-    return sim_test_main("sim_failure", cases, 5);
+    return sim_test_main("sim_failure", cases, 7);
 }
