@@ -40,9 +40,9 @@ static const char SEAL_TAG[] = "hms-audit-seal-v1";
 /* ---- CRC32C --------------------------------------------------------------- */
 
 static uint32_t crc_table[8][256];
-static int crc_ready; /* 0 none, 1 table, 2 hardware */
+static int crc_ready; /* 1 table, 2 hardware; set before main runs */
 
-static void crc_init(void)
+__attribute__((constructor)) static void crc_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
@@ -81,9 +81,6 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uin
 
 uint32_t hms_crc32c(uint32_t crc, const void *buf, size_t len)
 {
-    /* Racing first callers compute identical tables: harmless. */
-    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
-        crc_init();
     const uint8_t *p = buf;
     crc = ~crc;
 #if defined(__x86_64__)
