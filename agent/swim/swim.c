@@ -1272,6 +1272,10 @@ static void probe_indirect(swim_t *s)
     member *t = s->probe.target;
     uint32_t k = s->p.indirect_checks < INDIRECT_MAX ? s->p.indirect_checks : INDIRECT_MAX;
     s->probe.indirect_sent = true;
+    /* A second direct ping alongside the indirect ones (memberlist sends a
+     * TCP ping at this point): a lost datagram on the direct path alone no
+     * longer makes a suspect. */
+    send_ping(s, t, s->probe.seq, &t->addr, t->key);
     /* Pick k distinct alive relays by random draws; bounded attempts. */
     for (size_t tries = 0; s->probe.nrelays < k && tries < 4 * (size_t)k + 8; tries++) {
         if (s->nmembers < 3)
