@@ -36,6 +36,13 @@
  * certificate), whatever its incarnation; suspect, dead and leave messages
  * carry the key and are ignored unless it matches, so stale accusations of
  * the old key cannot hurt the new holder.
+ *
+ * Beyond SWIM and Lifeguard, four repairs keep a view from going stale when
+ * infection-style gossip misses a node (docs/membership.md has the runs that
+ * called for them): a suspect still suspect half-way to the minimum timeout
+ * is pinged directly; an accusation older than what we know is answered
+ * with the current record; an unknown or dead sender is asked who it is
+ * (WHO), a dead one told so; a push-pull sender we hold dead is alive.
  */
 #include "agent/swim/swim.h"
 

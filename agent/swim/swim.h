@@ -105,7 +105,9 @@ void swim_delete(swim_t *s);
 void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[SWIM_KEY_LEN],
                const uint8_t *pkt, size_t len);
 
-/* Runs timers due at `now`; returns the next deadline (absolute). */
+/* Runs timers due at `now`; returns the next deadline (absolute). Cheap:
+ * call it after every other call into the core, since a packet can start a
+ * timer that falls before the deadline returned last time. */
 hms_time swim_tick(swim_t *s, hms_time now);
 
 /* Remembers seeds (retried forever at reconnect_interval while not in the
