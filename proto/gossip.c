@@ -197,11 +197,20 @@ static int rd_uint(cur *c, uint64_t max, uint64_t *out)
         v = t;
     } else {
         switch (t) {
-        case 0xcc: n = 1; break;
-        case 0xcd: n = 2; break;
-        case 0xce: n = 4; break;
-        case 0xcf: n = 8; break;
-        default: return -EBADMSG;
+        case 0xcc:
+            n = 1;
+            break;
+        case 0xcd:
+            n = 2;
+            break;
+        case 0xce:
+            n = 4;
+            break;
+        case 0xcf:
+            n = 8;
+            break;
+        default:
+            return -EBADMSG;
         }
         if (!need(c, 1 + n))
             return -EBADMSG;
@@ -494,9 +503,9 @@ int gossip_pp_open(gossip_pp_reader *r, const uint8_t *buf, size_t len, bool *jo
     if (buf[0] != GOSSIP_VERSION)
         return -EPROTONOSUPPORT;
     cur c = {buf + 1, buf + len};
-    if (rd_array(&c, &n) < 0 || n != 4 || rd_uint(&c, 255, &type) < 0 ||
-        type != GOSSIP_PUSHPULL || rd_bool(&c, join) < 0 || rd_name(&c, sender) < 0 ||
-        rd_array(&c, &cnt) < 0 || cnt > GOSSIP_PP_MEMBERS_MAX)
+    if (rd_array(&c, &n) < 0 || n != 4 || rd_uint(&c, 255, &type) < 0 || type != GOSSIP_PUSHPULL ||
+        rd_bool(&c, join) < 0 || rd_name(&c, sender) < 0 || rd_array(&c, &cnt) < 0 ||
+        cnt > GOSSIP_PP_MEMBERS_MAX)
         return -EBADMSG;
     /* Each record takes at least 40 bytes: reject impossible counts early. */
     if ((size_t)cnt > (size_t)(c.end - c.p) / 40)

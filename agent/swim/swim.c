@@ -59,18 +59,18 @@ _Static_assert(SWIM_CERT_MAX == GOSSIP_CERT_MAX, "cert bound differs from the wi
 _Static_assert(SWIM_USER_MAX == GOSSIP_USER_MAX, "user bound differs from the wire");
 _Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire");
 
-#define SUSPICION_K 3      /* independent confirmations expected (capped at n - 2) */
-#define INDIRECT_MAX 8     /* bound on profile.indirect_checks */
-#define RELAY_SLOTS 64     /* ping-reqs we relay at once; more are dropped */
-#define PP_PENDING_MAX 64  /* push-pulls in flight; the oldest is forgotten */
-#define BC_BUCKETS 64      /* retransmit counts tracked; limits above are capped */
-#define BC_MAX 8192        /* queued updates; the most-sent is dropped beyond */
-#define USEQ_MAX 16        /* user broadcast kinds remembered per origin */
+#define SUSPICION_K 3     /* independent confirmations expected (capped at n - 2) */
+#define INDIRECT_MAX 8    /* bound on profile.indirect_checks */
+#define RELAY_SLOTS 64    /* ping-reqs we relay at once; more are dropped */
+#define PP_PENDING_MAX 64 /* push-pulls in flight; the oldest is forgotten */
+#define BC_BUCKETS 64     /* retransmit counts tracked; limits above are capped */
+#define BC_MAX 8192       /* queued updates; the most-sent is dropped beyond */
+#define USEQ_MAX 16       /* user broadcast kinds remembered per origin */
 #define SEEDS_MAX 64
 #define MSG_SCRATCH 64
-#define FIX_MAX 4          /* corrections sent back for one packet */
-#define CATCHUPS 4         /* push-pulls soon after joining, at doubling gaps */
-#define WHO_RING 16        /* unknown senders recently asked who they are */
+#define FIX_MAX 4   /* corrections sent back for one packet */
+#define CATCHUPS 4  /* push-pulls soon after joining, at doubling gaps */
+#define WHO_RING 16 /* unknown senders recently asked who they are */
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
 
@@ -120,8 +120,8 @@ typedef struct bcast {
     struct bcast *prev, *next;
     uint32_t transmits;
     uint8_t kind;
-    struct member *m;    /* BC_MEMBER: the subject */
-    uint64_t origin;     /* BC_USER: hash of the origin's name */
+    struct member *m; /* BC_MEMBER: the subject */
+    uint64_t origin;  /* BC_USER: hash of the origin's name */
     uint8_t user_kind;
     uint16_t len;
     uint8_t data[];
@@ -308,10 +308,14 @@ static size_t cluster_n(const swim_t *s)
 const char *swim_status_name(swim_status st)
 {
     switch (st) {
-    case SWIM_ALIVE: return "alive";
-    case SWIM_SUSPECT: return "suspect";
-    case SWIM_DEAD: return "dead";
-    case SWIM_LEFT: return "left";
+    case SWIM_ALIVE:
+        return "alive";
+    case SWIM_SUSPECT:
+        return "suspect";
+    case SWIM_DEAD:
+        return "dead";
+    case SWIM_LEFT:
+        return "left";
     }
     return "unknown";
 }
@@ -640,8 +644,7 @@ out:
         bcast *b = taken[i];
         bc_unlink(s, b);
         b->transmits++;
-        if (b->kind == BC_MEMBER && b->m == s->self && s->leaving &&
-            b->transmits >= limit)
+        if (b->kind == BC_MEMBER && b->m == s->self && s->leaving && b->transmits >= limit)
             s->leave_done = true;
         if (b->transmits >= limit) {
             if (b->kind == BC_MEMBER && b->m && b->m->bc == b)
@@ -687,10 +690,18 @@ static void bc_state(swim_t *s, member *m, const char *from)
 {
     gossip_msg g;
     switch (m->status) {
-    case SWIM_ALIVE: msg_alive(m, &g); break;
-    case SWIM_SUSPECT: msg_status(m, GOSSIP_SUSPECT, from, &g); break;
-    case SWIM_DEAD: msg_status(m, GOSSIP_DEAD, from, &g); break;
-    case SWIM_LEFT: msg_status(m, GOSSIP_LEAVE, NULL, &g); break;
+    case SWIM_ALIVE:
+        msg_alive(m, &g);
+        break;
+    case SWIM_SUSPECT:
+        msg_status(m, GOSSIP_SUSPECT, from, &g);
+        break;
+    case SWIM_DEAD:
+        msg_status(m, GOSSIP_DEAD, from, &g);
+        break;
+    case SWIM_LEFT:
+        msg_status(m, GOSSIP_LEAVE, NULL, &g);
+        break;
     }
     bc_member(s, m, &g);
 }
@@ -1080,8 +1091,8 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
     } else if (g->incarnation <= m->inc) {
         return;
     }
-    bool cert_changed = g->cert_len != m->cert_len ||
-                        (g->cert_len && memcmp(g->cert, m->cert, g->cert_len) != 0);
+    bool cert_changed =
+        g->cert_len != m->cert_len || (g->cert_len && memcmp(g->cert, m->cert, g->cert_len) != 0);
     if ((new_key || cert_changed) && admit(s, g) < 0) {
         s->st.drop_refused++;
         return;
@@ -1144,8 +1155,8 @@ static void on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t
     bc_state(s, m, from);
 }
 
-static void on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t inc,
-                    const char *from, hms_time now, bool leave)
+static void on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
+                    hms_time now, bool leave)
 {
     member *m = htab_get(&s->by_name, false, name);
     if (!m || !key_eq(m->key, key))
@@ -1466,19 +1477,36 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
             }
             send_simple(s, GOSSIP_ACK, g->seq, from, key);
             break;
-        case GOSSIP_PING_REQ: on_ping_req(s, g, now, from, key); break;
-        case GOSSIP_ACK: on_ack(s, g, false, key); break;
-        case GOSSIP_NACK: on_ack(s, g, true, key); break;
-        case GOSSIP_ALIVE: on_alive(s, g, now, true); break;
-        case GOSSIP_SUSPECT: on_suspect(s, g->name, g->key, g->incarnation, g->from, now); break;
-        case GOSSIP_DEAD: on_dead(s, g->name, g->key, g->incarnation, g->from, now, false); break;
-        case GOSSIP_LEAVE: on_dead(s, g->name, g->key, g->incarnation, g->name, now, true); break;
-        case GOSSIP_USER: on_user(s, g); break;
+        case GOSSIP_PING_REQ:
+            on_ping_req(s, g, now, from, key);
+            break;
+        case GOSSIP_ACK:
+            on_ack(s, g, false, key);
+            break;
+        case GOSSIP_NACK:
+            on_ack(s, g, true, key);
+            break;
+        case GOSSIP_ALIVE:
+            on_alive(s, g, now, true);
+            break;
+        case GOSSIP_SUSPECT:
+            on_suspect(s, g->name, g->key, g->incarnation, g->from, now);
+            break;
+        case GOSSIP_DEAD:
+            on_dead(s, g->name, g->key, g->incarnation, g->from, now, false);
+            break;
+        case GOSSIP_LEAVE:
+            on_dead(s, g->name, g->key, g->incarnation, g->name, now, true);
+            break;
+        case GOSSIP_USER:
+            on_user(s, g);
+            break;
         case GOSSIP_WHO:
             if (!s->leaving)
                 stale(s, s->self);
             break;
-        default: break;
+        default:
+            break;
         }
     }
     sender = htab_get(&s->by_key, true, key);
@@ -1586,8 +1614,7 @@ static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *
      * opens the way for gossip; without it, the refutations each side
      * makes stay on its own side until another exchange carries them. */
     if (sm && sm != s->self && strcmp(sm->name, sender) == 0 &&
-        (sm->status == SWIM_DEAD || sm->status == SWIM_SUSPECT) &&
-        sm->inc == gm.incarnation)
+        (sm->status == SWIM_DEAD || sm->status == SWIM_SUSPECT) && sm->inc == gm.incarnation)
         set_state(s, sm, sm->inc, SWIM_ALIVE, now, NULL);
     while (gossip_pp_next(&r, &gm) == 1) {
         gossip_msg g;
@@ -1615,7 +1642,9 @@ static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *
             }
             on_suspect(s, gm.name, gm.key, gm.incarnation, sender, now);
             break;
-        case SWIM_LEFT: on_dead(s, gm.name, gm.key, gm.incarnation, gm.name, now, true); break;
+        case SWIM_LEFT:
+            on_dead(s, gm.name, gm.key, gm.incarnation, gm.name, now, true);
+            break;
         }
     }
     return 0;
@@ -1911,8 +1940,7 @@ hms_time swim_tick(swim_t *s, hms_time now)
             r->used = false;
     }
     /* Probe. */
-    if (s->probe.active && !s->probe.acked && !s->probe.indirect_sent &&
-        now >= s->probe.timeout_at)
+    if (s->probe.active && !s->probe.acked && !s->probe.indirect_sent && now >= s->probe.timeout_at)
         probe_indirect(s);
     if (s->probe.active && now >= s->probe.end_at)
         probe_finish(s, now);
@@ -1978,9 +2006,8 @@ hms_time swim_tick(swim_t *s, hms_time now)
 static bool profile_valid(const swim_profile *p)
 {
     return p->probe_interval_ms > 0 && p->probe_timeout_ms > 0 && p->gossip_interval_ms > 0 &&
-           p->pushpull_interval_ms > 0 && p->reconnect_interval_ms > 0 &&
-           p->suspicion_mult > 0 && p->retransmit_mult > 0 && p->mtu >= 512 &&
-           p->mtu <= 65000;
+           p->pushpull_interval_ms > 0 && p->reconnect_interval_ms > 0 && p->suspicion_mult > 0 &&
+           p->retransmit_mult > 0 && p->mtu >= 512 && p->mtu <= 65000;
 }
 
 swim_t *swim_new(const swim_config *cfg, hms_time now)

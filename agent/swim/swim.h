@@ -28,11 +28,11 @@ typedef uint64_t hms_time; /* monotonic microseconds */
 #define HMS_MS(x) ((hms_time)(x) * 1000ULL)
 #define HMS_SEC(x) ((hms_time)(x) * 1000000ULL)
 
-#define SWIM_NAME_MAX 64   /* bytes, without the NUL */
-#define SWIM_META_MAX 256  /* opaque member metadata (service set version, digest) */
-#define SWIM_CERT_MAX 320  /* opaque node certificate */
-#define SWIM_USER_MAX 512  /* one user broadcast (revocation, audit head) */
-#define SWIM_KEY_LEN 32    /* Ed25519 public key */
+#define SWIM_NAME_MAX 64  /* bytes, without the NUL */
+#define SWIM_META_MAX 256 /* opaque member metadata (service set version, digest) */
+#define SWIM_CERT_MAX 320 /* opaque node certificate */
+#define SWIM_USER_MAX 512 /* one user broadcast (revocation, audit head) */
+#define SWIM_KEY_LEN 32   /* Ed25519 public key */
 
 typedef enum swim_status {
     SWIM_ALIVE = 0,
@@ -58,17 +58,17 @@ typedef struct swim_member_info {
 
 /* Timings. Named profiles: "lan", "wan", "local" (see docs/membership.md). */
 typedef struct swim_profile {
-    uint32_t probe_interval_ms;    /* one probe per period */
-    uint32_t probe_timeout_ms;     /* direct ack wait before indirect probes */
-    uint32_t indirect_checks;      /* k relays for ping-req */
-    uint32_t gossip_interval_ms;   /* extra gossip-only rounds */
-    uint32_t gossip_nodes;         /* fan-out per gossip round */
-    uint32_t suspicion_mult;       /* min suspicion = mult * log10(n) * probe interval,
-                                      at least suspicion_floor_ms */
-    uint32_t suspicion_max_mult;   /* max suspicion = this * min */
-    uint32_t retransmit_mult;      /* each update sent mult * log10(n+1) times */
-    uint32_t pushpull_interval_ms; /* anti-entropy full sync with one member */
-    uint32_t awareness_max;        /* Lifeguard local health multiplier ceiling */
+    uint32_t probe_interval_ms;     /* one probe per period */
+    uint32_t probe_timeout_ms;      /* direct ack wait before indirect probes */
+    uint32_t indirect_checks;       /* k relays for ping-req */
+    uint32_t gossip_interval_ms;    /* extra gossip-only rounds */
+    uint32_t gossip_nodes;          /* fan-out per gossip round */
+    uint32_t suspicion_mult;        /* min suspicion = mult * log10(n) * probe interval,
+                                       at least suspicion_floor_ms */
+    uint32_t suspicion_max_mult;    /* max suspicion = this * min */
+    uint32_t retransmit_mult;       /* each update sent mult * log10(n+1) times */
+    uint32_t pushpull_interval_ms;  /* anti-entropy full sync with one member */
+    uint32_t awareness_max;         /* Lifeguard local health multiplier ceiling */
     uint32_t reconnect_interval_ms; /* retry dead/left members and seeds */
     uint32_t reconnect_timeout_ms;  /* forget dead members after this */
     uint32_t mtu;                   /* max plaintext UDP payload */
@@ -145,16 +145,17 @@ void swim_expel(swim_t *s, hms_time now, const uint8_t key[SWIM_KEY_LEN]);
 
 /* Output. */
 typedef enum swim_out_kind {
-    SWIM_OUT_UDP = 1,      /* send data to (to, to_key) over UDP */
-    SWIM_OUT_PUSHPULL = 2, /* open a channel to `to`, send data, hand the reply to swim_pushpull_done(token) */
-    SWIM_OUT_EVENT = 3,    /* publish event about member */
+    SWIM_OUT_UDP = 1, /* send data to (to, to_key) over UDP */
+    SWIM_OUT_PUSHPULL =
+        2, /* open a channel to `to`, send data, hand the reply to swim_pushpull_done(token) */
+    SWIM_OUT_EVENT = 3, /* publish event about member */
 } swim_out_kind;
 
 typedef enum swim_event {
-    SWIM_EV_JOIN = 1,        /* a new member, alive */
-    SWIM_EV_UPDATE = 2,      /* address, meta or cert changed */
+    SWIM_EV_JOIN = 1,   /* a new member, alive */
+    SWIM_EV_UPDATE = 2, /* address, meta or cert changed */
     SWIM_EV_SUSPECT = 3,
-    SWIM_EV_ALIVE = 4,       /* back to alive (refuted, or rejoined) */
+    SWIM_EV_ALIVE = 4, /* back to alive (refuted, or rejoined) */
     SWIM_EV_DEAD = 5,
     SWIM_EV_LEFT = 6,
     SWIM_EV_REAPED = 7,      /* forgotten after reconnect_timeout */

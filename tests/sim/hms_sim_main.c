@@ -57,8 +57,7 @@ static void on_event(void *ctx, sim_t *sim, size_t node, hms_time now, const swi
                 printf("false death: %s sees %s dead at %.3f s (incarnation %llu)\n",
                        sim_name(sim, node), name, (double)now / 1e6,
                        (unsigned long long)o->member->incarnation);
-        }
-        else
+        } else
             r->false_suspects++;
     }
 }
@@ -71,17 +70,16 @@ static int cmp_time(const void *a, const void *b)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: hms-sim [--n N] [--seed S] [--profile lan|wan|local] [--duration SEC]\n"
-            "  [--loss P] [--dup P] [--latency-ms MIN,MAX] [--join-spread SEC]\n"
-            "  [--kill K] [--kill-at SEC] [--pause-every SEC] [--pause-for MS]\n"
-            "  [--partition FRACTION] [--partition-at SEC] [--partition-for SEC]\n"
-            "  [--probe-interval MS] [--probe-timeout MS] [--indirect K]\n"
-            "  [--gossip-interval MS] [--gossip-nodes K] [--suspicion-mult M]\n"
-            "  [--suspicion-max-mult M] [--retransmit-mult M] [--pushpull-interval MS]\n"
-            "  [--suspicion-floor MS]\n"
-            "memberlist's LAN timings: --probe-interval 1000 --probe-timeout 500\n"
-            "  --suspicion-mult 4 --suspicion-floor 0\n");
+    fprintf(stderr, "usage: hms-sim [--n N] [--seed S] [--profile lan|wan|local] [--duration SEC]\n"
+                    "  [--loss P] [--dup P] [--latency-ms MIN,MAX] [--join-spread SEC]\n"
+                    "  [--kill K] [--kill-at SEC] [--pause-every SEC] [--pause-for MS]\n"
+                    "  [--partition FRACTION] [--partition-at SEC] [--partition-for SEC]\n"
+                    "  [--probe-interval MS] [--probe-timeout MS] [--indirect K]\n"
+                    "  [--gossip-interval MS] [--gossip-nodes K] [--suspicion-mult M]\n"
+                    "  [--suspicion-max-mult M] [--retransmit-mult M] [--pushpull-interval MS]\n"
+                    "  [--suspicion-floor MS]\n"
+                    "memberlist's LAN timings: --probe-interval 1000 --probe-timeout 500\n"
+                    "  --suspicion-mult 4 --suspicion-floor 0\n");
 }
 
 int main(int argc, char **argv)
@@ -94,42 +92,87 @@ int main(int argc, char **argv)
     long ov[11];
     for (int i = 0; i < 11; i++)
         ov[i] = -1;
-    static const struct option opts[] = {
-        {"n", 1, 0, 'n'},          {"seed", 1, 0, 's'},          {"profile", 1, 0, 'p'},
-        {"duration", 1, 0, 'd'},   {"loss", 1, 0, 'l'},          {"dup", 1, 0, 'u'},
-        {"latency-ms", 1, 0, 'L'}, {"join-spread", 1, 0, 'j'},   {"kill", 1, 0, 'k'},
-        {"kill-at", 1, 0, 'K'},    {"pause-every", 1, 0, 'e'},   {"pause-for", 1, 0, 'f'},
-        {"partition", 1, 0, 'P'},  {"partition-at", 1, 0, 'A'},  {"partition-for", 1, 0, 'F'},
-        {"probe-interval", 1, 0, 1000}, {"probe-timeout", 1, 0, 1001}, {"indirect", 1, 0, 1002},
-        {"gossip-interval", 1, 0, 1003}, {"gossip-nodes", 1, 0, 1004},
-        {"suspicion-mult", 1, 0, 1005}, {"suspicion-max-mult", 1, 0, 1006},
-        {"retransmit-mult", 1, 0, 1007}, {"pushpull-interval", 1, 0, 1008},
-        {"suspicion-floor", 1, 0, 1009},
-        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+    static const struct option opts[] = {{"n", 1, 0, 'n'},
+                                         {"seed", 1, 0, 's'},
+                                         {"profile", 1, 0, 'p'},
+                                         {"duration", 1, 0, 'd'},
+                                         {"loss", 1, 0, 'l'},
+                                         {"dup", 1, 0, 'u'},
+                                         {"latency-ms", 1, 0, 'L'},
+                                         {"join-spread", 1, 0, 'j'},
+                                         {"kill", 1, 0, 'k'},
+                                         {"kill-at", 1, 0, 'K'},
+                                         {"pause-every", 1, 0, 'e'},
+                                         {"pause-for", 1, 0, 'f'},
+                                         {"partition", 1, 0, 'P'},
+                                         {"partition-at", 1, 0, 'A'},
+                                         {"partition-for", 1, 0, 'F'},
+                                         {"probe-interval", 1, 0, 1000},
+                                         {"probe-timeout", 1, 0, 1001},
+                                         {"indirect", 1, 0, 1002},
+                                         {"gossip-interval", 1, 0, 1003},
+                                         {"gossip-nodes", 1, 0, 1004},
+                                         {"suspicion-mult", 1, 0, 1005},
+                                         {"suspicion-max-mult", 1, 0, 1006},
+                                         {"retransmit-mult", 1, 0, 1007},
+                                         {"pushpull-interval", 1, 0, 1008},
+                                         {"suspicion-floor", 1, 0, 1009},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': n = strtoul(optarg, NULL, 10); break;
-        case 's': seed = strtoull(optarg, NULL, 0); break;
-        case 'p': profile = optarg; break;
-        case 'd': duration = atof(optarg); break;
-        case 'l': loss = atof(optarg); break;
-        case 'u': dup = atof(optarg); break;
+        case 'n':
+            n = strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            seed = strtoull(optarg, NULL, 0);
+            break;
+        case 'p':
+            profile = optarg;
+            break;
+        case 'd':
+            duration = atof(optarg);
+            break;
+        case 'l':
+            loss = atof(optarg);
+            break;
+        case 'u':
+            dup = atof(optarg);
+            break;
         case 'L':
             if (sscanf(optarg, "%lf,%lf", &lat_min, &lat_max) != 2) {
                 fprintf(stderr, "error: bad --latency-ms '%s'\n", optarg);
                 return 2;
             }
             break;
-        case 'j': spread = atof(optarg); break;
-        case 'k': kills = strtoul(optarg, NULL, 10); break;
-        case 'K': kill_at = atof(optarg); break;
-        case 'e': pause_every = atof(optarg); break;
-        case 'f': pause_for = atof(optarg); break;
-        case 'P': part = atof(optarg); break;
-        case 'A': part_at = atof(optarg); break;
-        case 'F': part_for = atof(optarg); break;
-        case 'h': usage(); return 0;
+        case 'j':
+            spread = atof(optarg);
+            break;
+        case 'k':
+            kills = strtoul(optarg, NULL, 10);
+            break;
+        case 'K':
+            kill_at = atof(optarg);
+            break;
+        case 'e':
+            pause_every = atof(optarg);
+            break;
+        case 'f':
+            pause_for = atof(optarg);
+            break;
+        case 'P':
+            part = atof(optarg);
+            break;
+        case 'A':
+            part_at = atof(optarg);
+            break;
+        case 'F':
+            part_for = atof(optarg);
+            break;
+        case 'h':
+            usage();
+            return 0;
         default:
             if (c >= 1000 && c <= 1009) {
                 ov[c - 1000] = strtol(optarg, NULL, 10);
@@ -150,10 +193,10 @@ int main(int argc, char **argv)
         return 2;
     }
     swim_profile *pf = &cfg.profile;
-    uint32_t *fields[] = {&pf->probe_interval_ms, &pf->probe_timeout_ms, &pf->indirect_checks,
-                          &pf->gossip_interval_ms, &pf->gossip_nodes, &pf->suspicion_mult,
-                          &pf->suspicion_max_mult, &pf->retransmit_mult,
-                          &pf->pushpull_interval_ms, &pf->suspicion_floor_ms};
+    uint32_t *fields[] = {&pf->probe_interval_ms,  &pf->probe_timeout_ms, &pf->indirect_checks,
+                          &pf->gossip_interval_ms, &pf->gossip_nodes,     &pf->suspicion_mult,
+                          &pf->suspicion_max_mult, &pf->retransmit_mult,  &pf->pushpull_interval_ms,
+                          &pf->suspicion_floor_ms};
     for (int i = 0; i < 10; i++)
         if (ov[i] >= 0)
             *fields[i] = (uint32_t)ov[i];
@@ -252,8 +295,9 @@ int main(int argc, char **argv)
                         continue;
                     swim_member_status(sim_core(sim, j), sim_name(sim, j), &own);
                     printf("  %s sees %s as %s at incarnation %llu (it has %llu)\n",
-                           sim_name(sim, o), sim_name(sim, j), st < 0 ? "unknown" : swim_status_name(st),
-                           (unsigned long long)seen, (unsigned long long)own);
+                           sim_name(sim, o), sim_name(sim, j),
+                           st < 0 ? "unknown" : swim_status_name(st), (unsigned long long)seen,
+                           (unsigned long long)own);
                 }
             }
         }
@@ -262,7 +306,9 @@ int main(int argc, char **argv)
             int cnt[4][16] = {{0}};
             for (size_t o = 0; o < n; o++) {
                 const swim_member_info *m =
-                    sim_core(sim, o) ? swim_member_find(sim_core(sim, o), sim_name(sim, (size_t)watch_node)) : NULL;
+                    sim_core(sim, o)
+                        ? swim_member_find(sim_core(sim, o), sim_name(sim, (size_t)watch_node))
+                        : NULL;
                 if (m && m->incarnation < 16)
                     cnt[m->status][m->incarnation]++;
             }
@@ -283,8 +329,7 @@ int main(int argc, char **argv)
     printf("probe_ms=%u timeout_ms=%u gossip_ms=%u x%u suspicion_mult=%u max_mult=%u "
            "floor_ms=%u retransmit_mult=%u\n",
            pf->probe_interval_ms, pf->probe_timeout_ms, pf->gossip_interval_ms, pf->gossip_nodes,
-           pf->suspicion_mult, pf->suspicion_max_mult, pf->suspicion_floor_ms,
-           pf->retransmit_mult);
+           pf->suspicion_mult, pf->suspicion_max_mult, pf->suspicion_floor_ms, pf->retransmit_mult);
     if (conv)
         printf("converged_s=%.2f (joins spread over %.1f s)\n", (double)conv / 1e6, spread);
     else
@@ -306,8 +351,8 @@ int main(int argc, char **argv)
         qsort(v, m, sizeof(*v), cmp_time);
         if (m)
             printf("detect node=%zu first_s=%.2f median_s=%.2f max_s=%.2f missing=%zu\n",
-                   r.killed[k], (double)v[0] / 1e6, (double)v[m / 2] / 1e6,
-                   (double)v[m - 1] / 1e6, missing);
+                   r.killed[k], (double)v[0] / 1e6, (double)v[m / 2] / 1e6, (double)v[m - 1] / 1e6,
+                   missing);
         else
             printf("detect node=%zu never (missing=%zu)\n", r.killed[k], missing);
         free(v);

@@ -75,8 +75,8 @@ bool sim_run_while(sim_t *s, hms_time limit, hms_time step, bool (*pred)(sim_t *
 
 hms_time sim_now(const sim_t *s);
 size_t sim_size(const sim_t *s);
-bool sim_up(const sim_t *s, size_t i);      /* started and not stopped */
-swim_t *sim_core(sim_t *s, size_t i);        /* NULL when stopped */
+bool sim_up(const sim_t *s, size_t i);          /* started and not stopped */
+swim_t *sim_core(sim_t *s, size_t i);           /* NULL when stopped */
 const char *sim_name(const sim_t *s, size_t i); /* "n<i>" */
 void sim_key(const sim_t *s, size_t i, uint8_t key[SWIM_KEY_LEN]);
 

@@ -236,8 +236,12 @@ static void drain(sim_t *s, size_t i)
                     s->tot.dropped++;
                     continue;
                 }
-                ev e = {.t = s->now + latency(s), .type = EV_UDP, .node = (uint32_t)j,
-                        .from = (uint32_t)i, .gen = s->nodes[j].gen, .len = (uint32_t)o.len};
+                ev e = {.t = s->now + latency(s),
+                        .type = EV_UDP,
+                        .node = (uint32_t)j,
+                        .from = (uint32_t)i,
+                        .gen = s->nodes[j].gen,
+                        .len = (uint32_t)o.len};
                 e.data = malloc(o.len);
                 if (!e.data)
                     continue;
@@ -400,8 +404,13 @@ static void handle(sim_t *s, ev *e)
             /* The peer died with the request in flight: the caller sees a
              * reset. */
             node *req = &s->nodes[e->from];
-            ev r = {.t = s->now + latency(s), .type = EV_PP_REPLY, .node = e->from,
-                    .from = e->node, .gen = req->gen, .token = e->token, .fail = true};
+            ev r = {.t = s->now + latency(s),
+                    .type = EV_PP_REPLY,
+                    .node = e->from,
+                    .from = e->node,
+                    .gen = req->gen,
+                    .token = e->token,
+                    .fail = true};
             push(s, r);
         }
         s->tot.dropped += e->type == EV_UDP;
@@ -437,8 +446,12 @@ static void handle(sim_t *s, ev *e)
         const uint8_t *reply = NULL;
         size_t rlen = 0;
         node *req = &s->nodes[e->from];
-        ev r = {.t = s->now + latency(s), .type = EV_PP_REPLY, .node = e->from,
-                .from = e->node, .gen = e->gen, .token = e->token};
+        ev r = {.t = s->now + latency(s),
+                .type = EV_PP_REPLY,
+                .node = e->from,
+                .from = e->node,
+                .gen = e->gen,
+                .token = e->token};
         r.gen = req->gen;
         if (!linked(s, e->from, e->node) ||
             swim_pushpull_serve(nd->core, s->now, &req->addr, req->key, e->data, e->len, &reply,

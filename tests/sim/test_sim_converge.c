@@ -27,8 +27,8 @@ static void run(size_t n, hms_time spread, hms_time limit, uint64_t dflt_seed)
     CU_ASSERT_FATAL(s != NULL);
     sim_start_all(s, spread);
     bool ok = sim_run_while(s, limit, HMS_MS(250), converged, NULL);
-    printf("n=%zu converged=%d at %.2f s (joins over %.0f s) ", n, ok,
-           (double)sim_now(s) / 1e6, (double)spread / 1e6);
+    printf("n=%zu converged=%d at %.2f s (joins over %.0f s) ", n, ok, (double)sim_now(s) / 1e6,
+           (double)spread / 1e6);
     CU_ASSERT(ok);
     /* Converged means each node counts n alive; check the names too. */
     for (size_t o = 0; ok && o < n; o += n / 16)

@@ -203,8 +203,8 @@ static void test_user_broadcast(void)
     sim_t *s = cluster(n, sim_test_seed(26), &w);
     w.armed = true;
     sim_set_loss(s, 0.05);
-    CU_ASSERT_EQUAL(swim_broadcast(sim_core(s, w.victim), sim_now(s), 7,
-                                   (const uint8_t *)"hello", 5), 0);
+    CU_ASSERT_EQUAL(
+        swim_broadcast(sim_core(s, w.victim), sim_now(s), 7, (const uint8_t *)"hello", 5), 0);
     sim_run_until(s, sim_now(s) + HMS_SEC(10));
     size_t once = 0;
     for (size_t o = 0; o < n; o++)
@@ -237,8 +237,8 @@ static void test_expel(void)
         dead += o != w.victim && sim_status(s, o, w.victim) == SWIM_DEAD;
     swim_stats st;
     swim_get_stats(sim_core(s, 0), &st);
-    printf("%zu/%zu nodes hold the expelled node dead after 60 s, node 0 refused %llu items ",
-           dead, n - 1, (unsigned long long)st.drop_refused);
+    printf("%zu/%zu nodes hold the expelled node dead after 60 s, node 0 refused %llu items ", dead,
+           n - 1, (unsigned long long)st.drop_refused);
     CU_ASSERT_EQUAL(dead, n - 1);
     CU_ASSERT(st.drop_refused > 0);
     free(w.dead_at);

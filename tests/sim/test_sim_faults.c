@@ -22,8 +22,8 @@ static void on_event(void *ctx, sim_t *s, size_t node, hms_time now, const swim_
         return;
     if (o->event == SWIM_EV_DEAD) {
         c->false_deaths++;
-        printf("\n  false death: %s declared %s dead at %.3f s", sim_name(s, node),
-               o->member->name, (double)now / 1e6);
+        printf("\n  false death: %s declared %s dead at %.3f s", sim_name(s, node), o->member->name,
+               (double)now / 1e6);
     } else {
         c->suspicions++;
     }

@@ -47,10 +47,9 @@ static size_t packet(const gossip_msg *ms, size_t n, uint8_t *buf, size_t cap)
 
 static void test_round_trip(void)
 {
-    static const uint8_t types[] = {GOSSIP_PING,    GOSSIP_PING_REQ, GOSSIP_ACK,
-                                    GOSSIP_NACK,    GOSSIP_ALIVE,    GOSSIP_SUSPECT,
-                                    GOSSIP_DEAD,    GOSSIP_LEAVE,    GOSSIP_USER,
-                                    GOSSIP_WHO};
+    static const uint8_t types[] = {GOSSIP_PING,  GOSSIP_PING_REQ, GOSSIP_ACK,  GOSSIP_NACK,
+                                    GOSSIP_ALIVE, GOSSIP_SUSPECT,  GOSSIP_DEAD, GOSSIP_LEAVE,
+                                    GOSSIP_USER,  GOSSIP_WHO};
     gossip_msg in[10], out[10];
     for (size_t i = 0; i < 10; i++)
         sample(types[i], &in[i]);
@@ -122,7 +121,7 @@ static void test_decode_rejects(void)
     for (size_t cut = 0; cut < len; cut++)
         ok += gossip_decode_packet(buf, cut, out, GOSSIP_MSGS_MAX, &n) == 0;
     CU_ASSERT_EQUAL(ok, 2); /* after message 1 and after message 2 */
-    buf[len] = 0xc0; /* trailing nil */
+    buf[len] = 0xc0;        /* trailing nil */
     CU_ASSERT_EQUAL(gossip_decode_packet(buf, len + 1, out, GOSSIP_MSGS_MAX, &n), -EBADMSG);
     buf[0] = 2;
     CU_ASSERT_EQUAL(gossip_decode_packet(buf, len, out, GOSSIP_MSGS_MAX, &n), -EPROTONOSUPPORT);
@@ -134,9 +133,9 @@ static void test_decode_rejects(void)
 
     /* Hand-made bad encodings: [3, seq] variants and a name too long. */
     static const uint8_t ack_ok[] = {1, 0x92, 3, 5};
-    static const uint8_t ack_neg[] = {1, 0x92, 3, 0xff};             /* negative fixint */
+    static const uint8_t ack_neg[] = {1, 0x92, 3, 0xff}; /* negative fixint */
     static const uint8_t ack_big[] = {1, 0x92, 3, 0xcf, 1, 0, 0, 0, 0, 0, 0, 0}; /* > u32 */
-    static const uint8_t ack_extra[] = {1, 0x93, 3, 5, 5};           /* three elements */
+    static const uint8_t ack_extra[] = {1, 0x93, 3, 5, 5}; /* three elements */
     static const uint8_t huge_array[] = {1, 0xdd, 0xff, 0xff, 0xff, 0xff, 3, 5};
     static const uint8_t bad_type[] = {1, 0x92, 12, 5};
     CU_ASSERT_EQUAL(gossip_decode_packet(ack_ok, sizeof(ack_ok), out, 4, &n), 0);
