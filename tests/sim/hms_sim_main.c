@@ -23,6 +23,7 @@ typedef struct run {
     size_t n;
     size_t kills;
     bool kill_done;
+    bool trace; /* print each false death and pause */
     size_t killed[KILL_MAX];
     hms_time kill_at;
     hms_time *dead_seen; /* [kill][observer], 0 = not yet */
@@ -33,11 +34,6 @@ typedef struct run {
 static void on_event(void *ctx, sim_t *sim, size_t node, hms_time now, const swim_output *o)
 {
     run *r = ctx;
-    const char *watch = getenv("HMS_SIM_WATCH");
-    if (watch && o->member && strcmp(watch, o->member->name) == 0)
-        printf("%.3f %s: event %d about %s incarnation %llu\n", (double)now / 1e6,
-               sim_name(sim, node), o->event, o->member->name,
-               (unsigned long long)o->member->incarnation);
     if (o->event != SWIM_EV_DEAD && o->event != SWIM_EV_SUSPECT)
         return;
     const char *name = o->member->name;
@@ -53,7 +49,7 @@ static void on_event(void *ctx, sim_t *sim, size_t node, hms_time now, const swi
     if (!killed && sim_up(sim, subj)) {
         if (o->event == SWIM_EV_DEAD) {
             r->false_deaths++;
-            if (getenv("HMS_SIM_TRACE"))
+            if (r->trace)
                 printf("false death: %s sees %s dead at %.3f s (incarnation %llu)\n",
                        sim_name(sim, node), name, (double)now / 1e6,
                        (unsigned long long)o->member->incarnation);
@@ -77,7 +73,9 @@ static void usage(void)
                     "  [--probe-interval MS] [--probe-timeout MS] [--indirect K]\n"
                     "  [--gossip-interval MS] [--gossip-nodes K] [--suspicion-mult M]\n"
                     "  [--suspicion-max-mult M] [--retransmit-mult M] [--pushpull-interval MS]\n"
-                    "  [--suspicion-floor MS]\n"
+                    "  [--suspicion-floor MS] [--trace] [--progress]\n"
+                    "--trace prints every false death and pause; --progress prints every 2 s the\n"
+                    "  fewest and most alive members any node sees, and who misses whom\n"
                     "memberlist's LAN timings: --probe-interval 1000 --probe-timeout 500\n"
                     "  --suspicion-mult 4 --suspicion-floor 0\n");
 }
@@ -89,6 +87,7 @@ int main(int argc, char **argv)
     const char *profile = "lan";
     double duration = 60, loss = 0, dup = 0, kill_at = 20, pause_every = 0, pause_for = 2000;
     double part = 0, part_at = 20, part_for = 60, lat_min = 0.2, lat_max = 1.0, spread = 2;
+    bool trace = false, progress = false;
     long ov[11];
     for (int i = 0; i < 11; i++)
         ov[i] = -1;
@@ -117,6 +116,8 @@ int main(int argc, char **argv)
                                          {"retransmit-mult", 1, 0, 1007},
                                          {"pushpull-interval", 1, 0, 1008},
                                          {"suspicion-floor", 1, 0, 1009},
+                                         {"trace", 0, 0, 't'},
+                                         {"progress", 0, 0, 'g'},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -170,6 +171,12 @@ int main(int argc, char **argv)
         case 'F':
             part_for = atof(optarg);
             break;
+        case 't':
+            trace = true;
+            break;
+        case 'g':
+            progress = true;
+            break;
         case 'h':
             usage();
             return 0;
@@ -209,6 +216,7 @@ int main(int argc, char **argv)
     r.n = n;
     r.kills = kills;
     r.kill_at = (hms_time)(kill_at * 1e6);
+    r.trace = trace;
     r.dead_seen = calloc(kills ? kills * n : 1, sizeof(*r.dead_seen));
     cfg.on_event = on_event;
     cfg.ctx = &r;
@@ -232,8 +240,6 @@ int main(int argc, char **argv)
     sim_totals t0 = {0};
     hms_time t0_at = 0;
     uint64_t rng = seed;
-    long watch_node = getenv("HMS_SIM_WATCHN") ? atol(getenv("HMS_SIM_WATCHN")) : -1;
-    double watch_from = getenv("HMS_SIM_WATCHT") ? atof(getenv("HMS_SIM_WATCHT")) : 0;
     while (sim_now(sim) < end) {
         hms_time now = sim_now(sim);
         if (!conv && sim_converged(sim))
@@ -256,7 +262,7 @@ int main(int argc, char **argv)
             rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
             pause_node = (size_t)((rng >> 33) % (n - kills));
             sim_pause(sim, pause_node, (hms_time)(pause_for * 1000));
-            if (getenv("HMS_SIM_TRACE"))
+            if (r.trace)
                 printf("pause: %s at %.3f s\n", sim_name(sim, pause_node), (double)now / 1e6);
             next_pause += (hms_time)(pause_every * 1e6);
         }
@@ -273,7 +279,7 @@ int main(int argc, char **argv)
         }
         if (healed && !heal_conv && sim_converged(sim))
             heal_conv = now;
-        if (getenv("HMS_SIM_PROGRESS") && now % HMS_SEC(2) < step) {
+        if (progress && now % HMS_SEC(2) < step) {
             uint32_t lo = UINT32_MAX, hi = 0;
             uint64_t sus = 0;
             for (size_t o = 0; o < n; o++) {
@@ -287,37 +293,21 @@ int main(int argc, char **argv)
             }
             printf("%.1f s: alive seen min %u max %u, suspect entries %llu\n", (double)now / 1e6,
                    lo, hi, (unsigned long long)sus);
-            for (size_t o = 0; o < n && lo < hi; o++) {
-                for (size_t j = 0; sim_core(sim, o) && j < n; j++) {
+            int shown = 0; /* the first few stragglers only */
+            for (size_t o = 0; o < n && lo < hi && shown < 8; o++) {
+                for (size_t j = 0; sim_core(sim, o) && j < n && shown < 8; j++) {
                     uint64_t seen = 0, own = 0;
                     int st = swim_member_status(sim_core(sim, o), sim_name(sim, j), &seen);
                     if (st == SWIM_ALIVE || !sim_core(sim, j))
                         continue;
                     swim_member_status(sim_core(sim, j), sim_name(sim, j), &own);
+                    shown++;
                     printf("  %s sees %s as %s at incarnation %llu (it has %llu)\n",
                            sim_name(sim, o), sim_name(sim, j),
                            st < 0 ? "unknown" : swim_status_name(st), (unsigned long long)seen,
                            (unsigned long long)own);
                 }
             }
-        }
-        if (watch_node >= 0 && now >= (hms_time)(watch_from * 1e6) &&
-            now <= (hms_time)((watch_from + 4) * 1e6)) {
-            int cnt[4][16] = {{0}};
-            for (size_t o = 0; o < n; o++) {
-                const swim_member_info *m =
-                    sim_core(sim, o)
-                        ? swim_member_find(sim_core(sim, o), sim_name(sim, (size_t)watch_node))
-                        : NULL;
-                if (m && m->incarnation < 16)
-                    cnt[m->status][m->incarnation]++;
-            }
-            printf("%.2f:", (double)now / 1e6);
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 16; b++)
-                    if (cnt[a][b])
-                        printf(" %s/%d=%d", swim_status_name(a), b, cnt[a][b]);
-            printf("\n");
         }
         sim_run_until(sim, now + step);
     }
