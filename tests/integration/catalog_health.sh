@@ -59,7 +59,7 @@ curl -sf --max-time 2 "http://$IP:$PORT/set?code=200" >/dev/null
 curl -sf "http://$IP:$PORT/set?code=stream" >/dev/null || fail "set stream"
 sleep 3
 [ "$(n_inst 1 pay)" = 1 ] || fail "a streaming 200 made the instance unhealthy"
-ctl 1 services | grep -q "HTTP 200: xxx" || fail "services does not show the streamed status"
+ctl 1 services | grep -q "HTTP 200: yyy" || fail "services does not show the streamed status"
 curl -sf "http://$IP:$PORT/set?code=200" >/dev/null
 
 # the server dies

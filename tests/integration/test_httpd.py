@@ -55,7 +55,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
-                chunk = b"x" * 65536
+                chunk = b"y" * 65536
                 end = time.time() + 30
                 try:
                     while time.time() < end:
