@@ -91,8 +91,7 @@ int hms_agent_path(const hms_agent *a, const char *name, char *buf, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-void hms_agent_audit_admin(hms_agent *a, const hms_api_req *req, const char *kind,
-                           json_t *fields)
+void hms_agent_audit_admin(hms_agent *a, const hms_api_req *req, const char *kind, json_t *fields)
 {
     if (!a->audit) {
         json_decref(fields);
@@ -109,8 +108,8 @@ void hms_agent_audit_admin(hms_agent *a, const hms_api_req *req, const char *kin
     for (char *c = comm; *c; c++)
         if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
             *c = '?';
-    hms_audit_actor who = {.uid = (int64_t)req->uid, .pid = (int64_t)req->pid,
-                           .name = comm[0] ? comm : NULL};
+    hms_audit_actor who = {
+        .uid = (int64_t)req->uid, .pid = (int64_t)req->pid, .name = comm[0] ? comm : NULL};
     int r = hms_audit_emit(a->audit, kind, NULL, &who, fields);
     if (r < 0)
         HMS_WARN("audit: cannot record '%s': %s", kind, strerror(-r));
@@ -398,8 +397,8 @@ static bool rd_len(const uint8_t *m, size_t len, size_t *pos, size_t n, uint64_t
     return true;
 }
 
-int hms_meta_get_field(const uint8_t *meta, size_t meta_len, const char *key,
-                       const uint8_t **data, size_t *len)
+int hms_meta_get_field(const uint8_t *meta, size_t meta_len, const char *key, const uint8_t **data,
+                       size_t *len)
 {
     size_t used, pos = 0;
     if (!meta || meta_len == 0)
@@ -531,9 +530,9 @@ static void start_pushpull(hms_agent *a, const swim_output *o)
     pc->token = o->token;
     if (o->to_key_known)
         memcpy(pc->key, o->to_key, 32);
-    if (a->chan && hms_chan_call(a->chan, o->to_key_known ? o->to_key : NULL, &o->to,
-                                 "swim.pushpull", o->data, o->len, PUSHPULL_TIMEOUT_MS,
-                                 pushpull_done, pc, NULL) == 0)
+    if (a->chan &&
+        hms_chan_call(a->chan, o->to_key_known ? o->to_key : NULL, &o->to, "swim.pushpull", o->data,
+                      o->len, PUSHPULL_TIMEOUT_MS, pushpull_done, pc, NULL) == 0)
         return;
     free(pc);
 fail:
@@ -705,8 +704,8 @@ int hms_agent_rpc_call(hms_agent *a, const uint8_t *key, const hms_addr *addr, c
     return hms_chan_call(a->chan, key, &to, method, req, len, timeout_ms, done, ctx, call_id);
 }
 
-static void serve_pushpull(void *ctx, hms_rpc_call *call, const hms_peer *peer,
-                           const uint8_t *req, size_t len)
+static void serve_pushpull(void *ctx, hms_rpc_call *call, const hms_peer *peer, const uint8_t *req,
+                           size_t len)
 {
     hms_agent *a = ctx;
     if (!a->swim || a->leaving) {
@@ -715,8 +714,8 @@ static void serve_pushpull(void *ctx, hms_rpc_call *call, const hms_peer *peer,
     }
     const uint8_t *reply = NULL;
     size_t rlen = 0;
-    int r = swim_pushpull_serve(a->swim, hms_agent_now(a), &peer->addr, peer->key, req, len,
-                                &reply, &rlen);
+    int r = swim_pushpull_serve(a->swim, hms_agent_now(a), &peer->addr, peer->key, req, len, &reply,
+                                &rlen);
     hms_rpc_reply(call, r, r == 0 ? reply : NULL, r == 0 ? rlen : 0);
     swim_run(a);
 }
@@ -767,13 +766,18 @@ static int swim_start_parts(hms_agent *a, char *err, size_t errlen)
     }
     r = hms_udp_new(a, &a->udp);
     if (r < 0) {
-        snprintf(err, errlen, "cannot bind UDP %s: %s", hms_addr_format(&a->cfg->bind, addr,
-                 sizeof(addr)), strerror(-r));
+        snprintf(err, errlen, "cannot bind UDP %s: %s",
+                 hms_addr_format(&a->cfg->bind, addr, sizeof(addr)), strerror(-r));
         return r;
     }
     hms_chan_config cc = {
-        .loop = a->loop, .bind = a->cfg->bind, .static_sk = a->x_sk,
-        .cert = a->cert, .cert_len = a->cert_len, .verify = chan_verify, .verify_ctx = a,
+        .loop = a->loop,
+        .bind = a->cfg->bind,
+        .static_sk = a->x_sk,
+        .cert = a->cert,
+        .cert_len = a->cert_len,
+        .verify = chan_verify,
+        .verify_ctx = a,
     };
     r = hms_chan_pool_new(&cc, &a->chan);
     if (r < 0) {
@@ -787,9 +791,17 @@ static int swim_start_parts(hms_agent *a, char *err, size_t errlen)
     uint64_t seed;
     randombytes_buf(&seed, sizeof(seed));
     swim_config sc = {
-        .name = a->name, .addr = a->advertise, .incarnation = inc, .seed = seed,
-        .profile = a->cfg->profile, .meta = meta, .meta_len = meta_len,
-        .cert = a->cert, .cert_len = a->cert_len, .admit = swim_admit, .admit_ctx = a,
+        .name = a->name,
+        .addr = a->advertise,
+        .incarnation = inc,
+        .seed = seed,
+        .profile = a->cfg->profile,
+        .meta = meta,
+        .meta_len = meta_len,
+        .cert = a->cert,
+        .cert_len = a->cert_len,
+        .admit = swim_admit,
+        .admit_ctx = a,
     };
     memcpy(sc.key, a->ed_pk, 32);
     a->swim = swim_new(&sc, hms_agent_now(a));
@@ -805,7 +817,8 @@ static int swim_start_parts(hms_agent *a, char *err, size_t errlen)
     ev_timer_init(&p->swim_timer, swim_timer_cb, 0., 0.);
     p->swim_timer.data = a;
     HMS_INFO("agent %s: gossip on %s (udp+tcp), advertising %s, incarnation %" PRIu64
-             ", profile %s", a->name, hms_addr_format(&a->cfg->bind, addr, sizeof(addr)),
+             ", profile %s",
+             a->name, hms_addr_format(&a->cfg->bind, addr, sizeof(addr)),
              hms_addr_format(&a->advertise, (char[HMS_ADDR_STRLEN]){0}, HMS_ADDR_STRLEN), inc,
              a->cfg->profile_name);
     swim_run(a);

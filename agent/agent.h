@@ -133,8 +133,8 @@ int hms_agent_broadcast(hms_agent *a, uint8_t kind, const uint8_t *data, size_t 
 int hms_agent_set_meta_field(hms_agent *a, const char *key, const uint8_t *data, size_t len);
 /* Reads one field from any member's meta (untrusted bytes: bounds-checked).
  * Returns 0 with *data pointing into meta, -ENOENT, or -EINVAL (malformed). */
-int hms_meta_get_field(const uint8_t *meta, size_t meta_len, const char *key,
-                       const uint8_t **data, size_t *len);
+int hms_meta_get_field(const uint8_t *meta, size_t meta_len, const char *key, const uint8_t **data,
+                       size_t *len);
 
 /* RPC over the pooled Noise channels (chan.h). hms_agent_rpc_call resolves
  * addr from the member list when addr is NULL and key is given. */

@@ -59,8 +59,7 @@ static int set_path(char *dst, size_t cap, const char *what, const char *v, char
                     size_t errlen)
 {
     if (v[0] == '\0' || strlen(v) >= cap) {
-        snprintf(err, errlen, "invalid %s '%s': empty or longer than %zu bytes", what, v,
-                 cap - 1);
+        snprintf(err, errlen, "invalid %s '%s': empty or longer than %zu bytes", what, v, cap - 1);
         return -EINVAL;
     }
     snprintf(dst, cap, "%s", v);
@@ -106,8 +105,10 @@ static int apply(hms_config *c, const char *key, const char *v, char *err, size_
             *p = '-';
     if (strcmp(k, "node") == 0) {
         if (!valid_name(v)) {
-            snprintf(err, errlen, "invalid node name '%s': use 1-%d letters, digits, '-', '_' "
-                     "or '.'", v, SWIM_NAME_MAX);
+            snprintf(err, errlen,
+                     "invalid node name '%s': use 1-%d letters, digits, '-', '_' "
+                     "or '.'",
+                     v, SWIM_NAME_MAX);
             return -EINVAL;
         }
         snprintf(c->node, sizeof(c->node), "%s", v);
@@ -130,8 +131,7 @@ static int apply(hms_config *c, const char *key, const char *v, char *err, size_
     } else if (strcmp(k, "socket") == 0) {
         return set_path(c->socket_path, sizeof(c->socket_path), "--socket path", v, err, errlen);
     } else if (strcmp(k, "services-dir") == 0) {
-        return set_path(c->services_dir, sizeof(c->services_dir), "--services-dir", v, err,
-                        errlen);
+        return set_path(c->services_dir, sizeof(c->services_dir), "--services-dir", v, err, errlen);
     } else if (strcmp(k, "profile") == 0) {
         if (strlen(v) >= sizeof(c->profile_name) ||
             (strcmp(v, "lan") && strcmp(v, "wan") && strcmp(v, "local"))) {
@@ -141,8 +141,10 @@ static int apply(hms_config *c, const char *key, const char *v, char *err, size_
         snprintf(c->profile_name, sizeof(c->profile_name), "%s", v);
     } else if (strcmp(k, "log-level") == 0) {
         if (hms_log_level_parse(v, &c->log_level) < 0) {
-            snprintf(err, errlen, "invalid --log-level '%s': expected error, warn, info or "
-                     "debug", v);
+            snprintf(err, errlen,
+                     "invalid --log-level '%s': expected error, warn, info or "
+                     "debug",
+                     v);
             return -EINVAL;
         }
     } else if (strcmp(k, "log-format") == 0) {
@@ -201,14 +203,15 @@ int hms_config_load_file(hms_config *c, const char *path, char *err, size_t errl
     }
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (json_is_array(v) && (strcmp(key, "join") == 0 || strcmp(key, "ca") == 0)) {
             size_t i;
             json_t *e;
-            json_array_foreach(v, i, e) {
+            json_array_foreach(v, i, e)
+            {
                 if (!json_is_string(e)) {
-                    snprintf(err, errlen, "invalid config '%s': '%s' must hold strings", path,
-                             key);
+                    snprintf(err, errlen, "invalid config '%s': '%s' must hold strings", path, key);
                     r = -EINVAL;
                     goto out;
                 }
@@ -238,7 +241,7 @@ int hms_config_load_file(hms_config *c, const char *path, char *err, size_t errl
             goto prefix;
     }
     goto out;
-prefix: {
+prefix : {
     char tmp[512];
     snprintf(tmp, sizeof(tmp), "%s", err);
     snprintf(err, errlen, "config '%s': %s", path, tmp);
@@ -249,16 +252,15 @@ out:
 }
 
 static const struct option long_opts[] = {
-    {"node", required_argument, 0, 0},       {"bind", required_argument, 0, 0},
-    {"advertise", required_argument, 0, 0},  {"join", required_argument, 0, 0},
-    {"data-dir", required_argument, 0, 0},   {"socket", required_argument, 0, 0},
-    {"profile", required_argument, 0, 0},    {"log-level", required_argument, 0, 0},
-    {"log-format", required_argument, 0, 0}, {"config", required_argument, 0, 0},
-    {"ca", required_argument, 0, 0},         {"cert", required_argument, 0, 0},
-    {"node-key", required_argument, 0, 0},   {"admin-group", required_argument, 0, 0},
-    {"services-dir", required_argument, 0, 0},
-    {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
-    {0, 0, 0, 0},
+    {"node", required_argument, 0, 0},         {"bind", required_argument, 0, 0},
+    {"advertise", required_argument, 0, 0},    {"join", required_argument, 0, 0},
+    {"data-dir", required_argument, 0, 0},     {"socket", required_argument, 0, 0},
+    {"profile", required_argument, 0, 0},      {"log-level", required_argument, 0, 0},
+    {"log-format", required_argument, 0, 0},   {"config", required_argument, 0, 0},
+    {"ca", required_argument, 0, 0},           {"cert", required_argument, 0, 0},
+    {"node-key", required_argument, 0, 0},     {"admin-group", required_argument, 0, 0},
+    {"services-dir", required_argument, 0, 0}, {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},          {0, 0, 0, 0},
 };
 
 int hms_config_parse(hms_config *c, int argc, char **argv, char *err, size_t errlen)

@@ -65,8 +65,7 @@ static void revocation_gossip(hms_agent *a, const swim_member_info *from, const 
     bool is_new = false;
     int r = add_revocation(a, data, len, &is_new);
     if (r < 0)
-        HMS_WARN("trust: revocation from %s refused: %s", from->name,
-                 hms_trust_strerror(r));
+        HMS_WARN("trust: revocation from %s refused: %s", from->name, hms_trust_strerror(r));
 }
 
 static void member_event(hms_agent *a, swim_event ev, const swim_member_info *m, void *ctx)
@@ -76,8 +75,7 @@ static void member_event(hms_agent *a, swim_event ev, const swim_member_info *m,
 }
 
 /* {op: "revoke", record: bin} (admin): a CA-signed revocation record. */
-static int op_revoke(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
-                     hms_api_error *err)
+static int op_revoke(hms_agent *a, const hms_api_req *req, msgpack_packer *res, hms_api_error *err)
 {
     const msgpack_object *o = hms_api_arg(req, "record");
     if (!o || o->type != MSGPACK_OBJECT_BIN)
@@ -86,12 +84,12 @@ static int op_revoke(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
     int r = add_revocation(a, (const uint8_t *)o->via.bin.ptr, o->via.bin.size, &is_new);
     hms_agent_audit_admin(a, req, "admin.revoke",
                           json_pack("{s:s, s:b}", "result",
-                                    r == 0 ? "accepted"
-                                    : r >= -9 ? hms_cert_result_name(r) : strerror(-r),
+                                    r == 0    ? "accepted"
+                                    : r >= -9 ? hms_cert_result_name(r)
+                                              : strerror(-r),
                                     "new", is_new));
     if (r < 0)
-        return hms_api_fail(err, HMS_API_E_FAILED, "revocation refused: %s",
-                            hms_trust_strerror(r));
+        return hms_api_fail(err, HMS_API_E_FAILED, "revocation refused: %s", hms_trust_strerror(r));
     msgpack_pack_map(res, 2);
     hms_api_pack_kv_bool(res, "new", is_new);
     hms_api_pack_kv_u64(res, "revocations", hms_trust_revocation_count(a->trust));
@@ -125,14 +123,17 @@ int hms_identity_start(hms_agent *a, char *err, size_t errlen)
     size_t cert_len = 0;
     const uint8_t *cert = hms_trust_own_cert(a->trust, &cert_len);
     if (!cert || cert_len == 0 || cert_len > sizeof(a->cert)) {
-        snprintf(err, errlen, "no certificate for node '%s': give --cert FILE (and --ca FILE, "
-                 "--node-key FILE), for example from 'hmsctl ca bootstrap'", a->name);
+        snprintf(err, errlen,
+                 "no certificate for node '%s': give --cert FILE (and --ca FILE, "
+                 "--node-key FILE), for example from 'hmsctl ca bootstrap'",
+                 a->name);
         hms_trust_delete(a->trust);
         a->trust = NULL;
         return -ENOENT;
     }
     if (hms_trust_ca_count(a->trust) == 0) {
-        snprintf(err, errlen, "no trusted CA: give --ca FILE (the cluster authority's public "
+        snprintf(err, errlen,
+                 "no trusted CA: give --ca FILE (the cluster authority's public "
                  "key)");
         hms_trust_delete(a->trust);
         a->trust = NULL;

@@ -32,17 +32,28 @@ struct hms_client {
 const char *hms_strerror(int code)
 {
     switch (code) {
-    case 0: return "ok";
-    case -ENOENT: return "no agent socket there (is hms-agent running?)";
-    case -ECONNREFUSED: return "connection refused (is hms-agent running?)";
-    case -EACCES: return "permission denied";
-    case -ETIMEDOUT: return "the agent did not answer in time";
-    case -EPROTO: return "the agent sent an invalid reply";
-    case -EREMOTEIO: return "the agent answered with an error";
-    case -EPIPE: return "the agent closed the connection";
-    case -ENAMETOOLONG: return "socket path too long";
-    case -EBUSY: return "a stream is open on this connection";
-    default: return strerror(-code);
+    case 0:
+        return "ok";
+    case -ENOENT:
+        return "no agent socket there (is hms-agent running?)";
+    case -ECONNREFUSED:
+        return "connection refused (is hms-agent running?)";
+    case -EACCES:
+        return "permission denied";
+    case -ETIMEDOUT:
+        return "the agent did not answer in time";
+    case -EPROTO:
+        return "the agent sent an invalid reply";
+    case -EREMOTEIO:
+        return "the agent answered with an error";
+    case -EPIPE:
+        return "the agent closed the connection";
+    case -ENAMETOOLONG:
+        return "socket path too long";
+    case -EBUSY:
+        return "a stream is open on this connection";
+    default:
+        return strerror(-code);
     }
 }
 
@@ -229,8 +240,7 @@ static int read_reply(hms_client *c, int64_t deadline, hms_reply *rep, hms_api_r
     return 0;
 }
 
-static int send_request(hms_client *c, const char *op, hms_pack_fn pack, void *ctx,
-                        uint64_t *id)
+static int send_request(hms_client *c, const char *op, hms_pack_fn pack, void *ctx, uint64_t *id)
 {
     msgpack_sbuffer args, frame;
     msgpack_sbuffer_init(&args);
@@ -533,15 +543,20 @@ static json_t *from_mp(const msgpack_object *o, int depth)
     if (depth > HMS_MP_DEPTH_MAX + 1)
         return NULL;
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return json_null();
-    case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         return o->via.u64 > (uint64_t)INT64_MAX ? json_real((double)o->via.u64)
                                                 : json_integer((json_int_t)o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer((json_int_t)o->via.i64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer((json_int_t)o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR: return json_stringn(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_real(o->via.f64);
+    case MSGPACK_OBJECT_STR:
+        return json_stringn(o->via.str.ptr, o->via.str.size);
     case MSGPACK_OBJECT_BIN: {
         static const char hx[] = "0123456789abcdef";
         size_t n = o->via.bin.size;
@@ -571,8 +586,8 @@ static json_t *from_mp(const msgpack_object *o, int depth)
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             char key[256];
             if (kv->key.type == MSGPACK_OBJECT_STR) {
-                size_t n = kv->key.via.str.size < sizeof(key) - 1 ? kv->key.via.str.size
-                                                                  : sizeof(key) - 1;
+                size_t n =
+                    kv->key.via.str.size < sizeof(key) - 1 ? kv->key.via.str.size : sizeof(key) - 1;
                 memcpy(key, kv->key.via.str.ptr, n);
                 key[n] = '\0';
             } else {
@@ -587,7 +602,8 @@ static json_t *from_mp(const msgpack_object *o, int depth)
         }
         return m;
     }
-    default: return json_null();
+    default:
+        return json_null();
     }
 }
 

@@ -39,7 +39,7 @@ const char *hms_socket_path(const hms_client *c);
 /* A reply. Owns the decoded message; free with hms_reply_destroy. */
 typedef struct hms_reply {
     msgpack_unpacked msg;
-    uint8_t *raw; /* the frame payload the message points into */
+    uint8_t *raw;                 /* the frame payload the message points into */
     const msgpack_object *result; /* the result (nil object when absent); NULL on error */
     bool ok;
     bool more;     /* a stream frame that more will follow */
@@ -74,12 +74,12 @@ int hms_client_fd(const hms_client *c);
 /* Membership. */
 typedef struct hms_member {
     char name[65];
-    char address[64];  /* "ip:port" */
-    char status[8];    /* alive, suspect, dead, left */
+    char address[64]; /* "ip:port" */
+    char status[8];   /* alive, suspect, dead, left */
     uint64_t incarnation;
-    char key[65];      /* Ed25519 public key, hex */
-    char key_id[17];   /* first 8 bytes of the key, hex */
-    double since_s;    /* seconds in this status */
+    char key[65];    /* Ed25519 public key, hex */
+    char key_id[17]; /* first 8 bytes of the key, hex */
+    double since_s;  /* seconds in this status */
     bool self;
 } hms_member;
 

@@ -31,11 +31,16 @@
 static const hmsctl_cmd *command_tables(size_t i)
 {
     switch (i) {
-    case 0: return hmsctl_core_cmds;
-    case 1: return hmsctl_ca_cmds;
-    case 2: return hmsctl_catalog_cmds;
-    case 3: return hmsctl_audit_cmds;
-    default: return NULL;
+    case 0:
+        return hmsctl_core_cmds;
+    case 1:
+        return hmsctl_ca_cmds;
+    case 2:
+        return hmsctl_catalog_cmds;
+    case 3:
+        return hmsctl_audit_cmds;
+    default:
+        return NULL;
     }
 }
 #define COMMAND_TABLES 4
@@ -75,9 +80,11 @@ static void usage(FILE *f)
                 fprintf(f, "  %-40s %s\n", u, c->help ? c->help : "");
         }
     }
-    fprintf(f, "\n'hmsctl COMMAND --help' shows one command. The socket is --socket, else "
-               "$HMS_SOCKET, else %s.\nexit codes: 0 ok, 1 failed, 2 usage, 3 agent not "
-               "reachable\n", HMS_SOCKET_DEFAULT);
+    fprintf(f,
+            "\n'hmsctl COMMAND --help' shows one command. The socket is --socket, else "
+            "$HMS_SOCKET, else %s.\nexit codes: 0 ok, 1 failed, 2 usage, 3 agent not "
+            "reachable\n",
+            HMS_SOCKET_DEFAULT);
 }
 
 static bool wants_help(int argc, char **argv)
@@ -102,11 +109,15 @@ static int connect_agent(const hmsctl_globals *g, hms_client **c)
     if (r == 0)
         return 0;
     if (r == -EACCES || r == -EPERM)
-        return hmsctl_error(HMSCTL_UNREACHABLE, "cannot connect to the agent at '%s': "
-                            "permission denied (ask for the agent's group)", g->socket_path);
+        return hmsctl_error(HMSCTL_UNREACHABLE,
+                            "cannot connect to the agent at '%s': "
+                            "permission denied (ask for the agent's group)",
+                            g->socket_path);
     if (r == -ENOENT || r == -ECONNREFUSED)
-        return hmsctl_error(HMSCTL_UNREACHABLE, "cannot connect to the agent at '%s': "
-                            "hms-agent is not running (%s)", g->socket_path, strerror(-r));
+        return hmsctl_error(HMSCTL_UNREACHABLE,
+                            "cannot connect to the agent at '%s': "
+                            "hms-agent is not running (%s)",
+                            g->socket_path, strerror(-r));
     return hmsctl_error(HMSCTL_UNREACHABLE, "cannot connect to the agent at '%s': %s",
                         g->socket_path, hms_strerror(r));
 }
@@ -168,13 +179,17 @@ static int cmd_members(int argc, char **argv, const hmsctl_globals *g)
         else if (strncmp(argv[i], "--status=", 9) == 0)
             status = argv[i] + 9;
         else
-            return hmsctl_error(HMSCTL_USAGE, "unexpected argument '%s' (usage: members "
-                                "[--status alive|suspect|dead|left])", argv[i]);
+            return hmsctl_error(HMSCTL_USAGE,
+                                "unexpected argument '%s' (usage: members "
+                                "[--status alive|suspect|dead|left])",
+                                argv[i]);
     }
-    if (status && strcmp(status, "alive") && strcmp(status, "suspect") &&
-        strcmp(status, "dead") && strcmp(status, "left"))
-        return hmsctl_error(HMSCTL_USAGE, "invalid status '%s': expected alive, suspect, "
-                            "dead or left", status);
+    if (status && strcmp(status, "alive") && strcmp(status, "suspect") && strcmp(status, "dead") &&
+        strcmp(status, "left"))
+        return hmsctl_error(HMSCTL_USAGE,
+                            "invalid status '%s': expected alive, suspect, "
+                            "dead or left",
+                            status);
     hms_client *c;
     int r = connect_agent(g, &c);
     if (r)
@@ -229,10 +244,10 @@ static int cmd_member(int argc, char **argv, const hmsctl_globals *g)
         return r;
     }
     if (g->json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:f, s:b}", "name", m.name,
-                              "address", m.address, "status", m.status, "incarnation",
-                              (json_int_t)m.incarnation, "key", m.key, "key_id", m.key_id,
-                              "since_s", m.since_s, "self", m.self);
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:f, s:b}", "name", m.name, "address",
+                      m.address, "status", m.status, "incarnation", (json_int_t)m.incarnation,
+                      "key", m.key, "key_id", m.key_id, "since_s", m.since_s, "self", m.self);
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(s ? s : "null");
         free(s);
@@ -271,8 +286,10 @@ static int cmd_join(int argc, char **argv, const hmsctl_globals *g)
         return hmsctl_error(HMSCTL_USAGE, "usage: join ADDR[:PORT]...");
     for (int i = 1; i < argc; i++)
         if (argv[i][0] == '-')
-            return hmsctl_error(HMSCTL_USAGE, "unknown option '%s' (usage: join "
-                                "ADDR[:PORT]...)", argv[i]);
+            return hmsctl_error(HMSCTL_USAGE,
+                                "unknown option '%s' (usage: join "
+                                "ADDR[:PORT]...)",
+                                argv[i]);
     hms_client *c;
     int r = connect_agent(g, &c);
     if (r)
@@ -288,7 +305,8 @@ static int cmd_join(int argc, char **argv, const hmsctl_globals *g)
         const msgpack_object *n = hms_mp_get(rep.result, "reached");
         printf("reached %llu of %d seed(s); the agent keeps retrying the others\n",
                n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (unsigned long long)n->via.u64
-                                                               : 0ULL, argc - 1);
+                                                               : 0ULL,
+               argc - 1);
     }
     hms_reply_destroy(&rep);
     hms_close(c);
@@ -373,8 +391,10 @@ static int cmd_watch(int argc, char **argv, const hmsctl_globals *g)
             if (*end || timeout <= 0)
                 return hmsctl_error(HMSCTL_USAGE, "invalid --timeout '%s' (seconds)", argv[i]);
         } else {
-            return hmsctl_error(HMSCTL_USAGE, "unexpected argument '%s' (usage: watch "
-                                "[--count N] [--timeout SECONDS])", argv[i]);
+            return hmsctl_error(HMSCTL_USAGE,
+                                "unexpected argument '%s' (usage: watch "
+                                "[--count N] [--timeout SECONDS])",
+                                argv[i]);
         }
     }
     hms_client *c;
@@ -396,8 +416,8 @@ static int cmd_watch(int argc, char **argv, const hmsctl_globals *g)
         if (timeout > 0) {
             struct timespec t;
             clock_gettime(CLOCK_MONOTONIC, &t);
-            double left = timeout - ((double)(t.tv_sec - t0.tv_sec) +
-                                     (double)(t.tv_nsec - t0.tv_nsec) / 1e9);
+            double left =
+                timeout - ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9);
             if (left <= 0) {
                 r = HMSCTL_OK;
                 break;
@@ -490,8 +510,7 @@ int main(int argc, char **argv)
             return HMSCTL_OK;
         } else if (before_cmd && argv[i][0] == '-') {
             free(args);
-            return hmsctl_error(HMSCTL_USAGE, "unknown option '%s' (see 'hmsctl --help')",
-                                argv[i]);
+            return hmsctl_error(HMSCTL_USAGE, "unknown option '%s' (see 'hmsctl --help')", argv[i]);
         } else {
             before_cmd = false;
             args[n++] = argv[i];

@@ -60,28 +60,85 @@ static int mp_walk(const uint8_t *buf, size_t len, size_t *pos, int depth)
         skip = t & 0x1f;
     } else {
         switch (t) {
-        case 0xc4: case 0xd9: hdr = 1; break;          /* bin8, str8 */
-        case 0xc5: case 0xda: hdr = 2; break;          /* bin16, str16 */
-        case 0xc6: case 0xdb: hdr = 4; break;          /* bin32, str32 */
-        case 0xc7: hdr = 1; skip = 1; break;           /* ext8: len, type */
-        case 0xc8: hdr = 2; skip = 1; break;           /* ext16 */
-        case 0xc9: hdr = 4; skip = 1; break;           /* ext32 */
-        case 0xca: skip = 4; break;                    /* float32 */
-        case 0xcb: skip = 8; break;                    /* float64 */
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xce: case 0xd2: skip = 4; break;
-        case 0xcf: case 0xd3: skip = 8; break;
-        case 0xd4: skip = 2; break;                    /* fixext1: type + 1 */
-        case 0xd5: skip = 3; break;
-        case 0xd6: skip = 5; break;
-        case 0xd7: skip = 9; break;
-        case 0xd8: skip = 17; break;
-        case 0xdc: hdr = 2; container = true; break;   /* array16 */
-        case 0xdd: hdr = 4; container = true; break;   /* array32 */
-        case 0xde: hdr = 2; container = is_map = true; break;
-        case 0xdf: hdr = 4; container = is_map = true; break;
-        default: return -EINVAL;                       /* 0xc1: never used */
+        case 0xc4:
+        case 0xd9:
+            hdr = 1;
+            break; /* bin8, str8 */
+        case 0xc5:
+        case 0xda:
+            hdr = 2;
+            break; /* bin16, str16 */
+        case 0xc6:
+        case 0xdb:
+            hdr = 4;
+            break; /* bin32, str32 */
+        case 0xc7:
+            hdr = 1;
+            skip = 1;
+            break; /* ext8: len, type */
+        case 0xc8:
+            hdr = 2;
+            skip = 1;
+            break; /* ext16 */
+        case 0xc9:
+            hdr = 4;
+            skip = 1;
+            break; /* ext32 */
+        case 0xca:
+            skip = 4;
+            break; /* float32 */
+        case 0xcb:
+            skip = 8;
+            break; /* float64 */
+        case 0xcc:
+        case 0xd0:
+            skip = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            skip = 2;
+            break;
+        case 0xce:
+        case 0xd2:
+            skip = 4;
+            break;
+        case 0xcf:
+        case 0xd3:
+            skip = 8;
+            break;
+        case 0xd4:
+            skip = 2;
+            break; /* fixext1: type + 1 */
+        case 0xd5:
+            skip = 3;
+            break;
+        case 0xd6:
+            skip = 5;
+            break;
+        case 0xd7:
+            skip = 9;
+            break;
+        case 0xd8:
+            skip = 17;
+            break;
+        case 0xdc:
+            hdr = 2;
+            container = true;
+            break; /* array16 */
+        case 0xdd:
+            hdr = 4;
+            container = true;
+            break; /* array32 */
+        case 0xde:
+            hdr = 2;
+            container = is_map = true;
+            break;
+        case 0xdf:
+            hdr = 4;
+            container = is_map = true;
+            break;
+        default:
+            return -EINVAL; /* 0xc1: never used */
         }
         if (hdr) {
             if (left < hdr)
@@ -299,8 +356,8 @@ static void pack_id(msgpack_packer *pk, bool has_id, uint64_t id)
         msgpack_pack_nil(pk);
 }
 
-int hms_api_encode_ok(msgpack_sbuffer *sb, bool has_id, uint64_t id, bool more,
-                      const void *result, size_t result_len)
+int hms_api_encode_ok(msgpack_sbuffer *sb, bool has_id, uint64_t id, bool more, const void *result,
+                      size_t result_len)
 {
     size_t at = begin_frame(sb);
     msgpack_packer pk;

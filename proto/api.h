@@ -33,22 +33,22 @@
 
 #include <msgpack.h>
 
-#define HMS_API_FRAME_MAX (1u << 20)        /* largest payload the server accepts */
-#define HMS_API_FRAME_HARD_MAX (16u << 20)  /* above this the framing is given up */
-#define HMS_API_REPLY_MAX (64u << 20)       /* largest reply payload a client accepts */
-#define HMS_MP_DEPTH_MAX 16                 /* nesting of arrays and maps */
-#define HMS_API_OP_MAX 64                   /* bytes of an op name */
+#define HMS_API_FRAME_MAX (1u << 20)       /* largest payload the server accepts */
+#define HMS_API_FRAME_HARD_MAX (16u << 20) /* above this the framing is given up */
+#define HMS_API_REPLY_MAX (64u << 20)      /* largest reply payload a client accepts */
+#define HMS_MP_DEPTH_MAX 16                /* nesting of arrays and maps */
+#define HMS_API_OP_MAX 64                  /* bytes of an op name */
 
 /* Error codes carried in {error: {code}} (docs/api.md lists them). */
-#define HMS_API_E_BAD_FRAME "bad_frame"         /* not a msgpack map / trailing bytes */
-#define HMS_API_E_TOO_LARGE "frame_too_large"   /* payload above HMS_API_FRAME_MAX */
-#define HMS_API_E_BAD_REQUEST "bad_request"     /* missing or mistyped field */
+#define HMS_API_E_BAD_FRAME "bad_frame"       /* not a msgpack map / trailing bytes */
+#define HMS_API_E_TOO_LARGE "frame_too_large" /* payload above HMS_API_FRAME_MAX */
+#define HMS_API_E_BAD_REQUEST "bad_request"   /* missing or mistyped field */
 #define HMS_API_E_UNKNOWN_OP "unknown_op"
-#define HMS_API_E_FORBIDDEN "forbidden"         /* admin operation, caller not admin */
+#define HMS_API_E_FORBIDDEN "forbidden" /* admin operation, caller not admin */
 #define HMS_API_E_NOT_FOUND "not_found"
-#define HMS_API_E_BUSY "busy"                   /* a limit was reached; retry later */
-#define HMS_API_E_UNAVAILABLE "unavailable"     /* the agent cannot do it now (leaving, ...) */
-#define HMS_API_E_FAILED "failed"               /* the operation was tried and failed */
+#define HMS_API_E_BUSY "busy"               /* a limit was reached; retry later */
+#define HMS_API_E_UNAVAILABLE "unavailable" /* the agent cannot do it now (leaving, ...) */
+#define HMS_API_E_FAILED "failed"           /* the operation was tried and failed */
 #define HMS_API_E_INTERNAL "internal"
 
 uint32_t hms_api_get_len(const uint8_t hdr[4]);
@@ -100,8 +100,8 @@ int hms_api_decode_reply(msgpack_unpacked *u, const uint8_t *buf, size_t len, hm
 
 /* Encoders append one whole frame (header included) to sb. A reply's
  * result is given as already packed msgpack bytes (NULL/0 for nil). */
-int hms_api_encode_ok(msgpack_sbuffer *sb, bool has_id, uint64_t id, bool more,
-                      const void *result, size_t result_len);
+int hms_api_encode_ok(msgpack_sbuffer *sb, bool has_id, uint64_t id, bool more, const void *result,
+                      size_t result_len);
 int hms_api_encode_error(msgpack_sbuffer *sb, bool has_id, uint64_t id, const char *code,
                          const char *message);
 /* A request frame: args is a packed msgpack map (NULL/0 for none) whose

@@ -62,9 +62,9 @@ typedef struct hms_api_req {
     uid_t uid;                  /* SO_PEERCRED of the client */
     gid_t gid;
     pid_t pid;
-    bool admin;           /* the client may run admin operations */
-    void *ctx;            /* the ctx given to hms_api_register */
-    hms_api_conn *conn;   /* for hms_api_stream_open */
+    bool admin;         /* the client may run admin operations */
+    void *ctx;          /* the ctx given to hms_api_register */
+    hms_api_conn *conn; /* for hms_api_stream_open */
 } hms_api_req;
 
 typedef struct hms_api_error {

@@ -39,15 +39,24 @@ static members_ops g_ops;
 static const char *event_name(swim_event ev)
 {
     switch (ev) {
-    case SWIM_EV_JOIN: return "join";
-    case SWIM_EV_UPDATE: return "update";
-    case SWIM_EV_SUSPECT: return "suspect";
-    case SWIM_EV_ALIVE: return "alive";
-    case SWIM_EV_DEAD: return "dead";
-    case SWIM_EV_LEFT: return "left";
-    case SWIM_EV_REAPED: return "reaped";
-    case SWIM_EV_CONFLICT: return "conflict";
-    default: return NULL;
+    case SWIM_EV_JOIN:
+        return "join";
+    case SWIM_EV_UPDATE:
+        return "update";
+    case SWIM_EV_SUSPECT:
+        return "suspect";
+    case SWIM_EV_ALIVE:
+        return "alive";
+    case SWIM_EV_DEAD:
+        return "dead";
+    case SWIM_EV_LEFT:
+        return "left";
+    case SWIM_EV_REAPED:
+        return "reaped";
+    case SWIM_EV_CONFLICT:
+        return "conflict";
+    default:
+        return NULL;
     }
 }
 
@@ -84,8 +93,7 @@ static int parse_status(const char *s, swim_status *out)
     return -EINVAL;
 }
 
-static int op_members(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
-                      hms_api_error *err)
+static int op_members(hms_agent *a, const hms_api_req *req, msgpack_packer *res, hms_api_error *err)
 {
     char st[16];
     bool filter = false;
@@ -112,8 +120,7 @@ static int op_members(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
     return 0;
 }
 
-static int op_member(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
-                     hms_api_error *err)
+static int op_member(hms_agent *a, const hms_api_req *req, msgpack_packer *res, hms_api_error *err)
 {
     char name[SWIM_NAME_MAX + 1];
     int r = hms_api_arg_str(req, "name", name, sizeof(name));
@@ -205,16 +212,14 @@ static void join_stream_closed(hms_api_stream *st, void *ctx)
     j->closed = true; /* the probes still complete and free it */
 }
 
-static int op_join(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
-                   hms_api_error *err)
+static int op_join(hms_agent *a, const hms_api_req *req, msgpack_packer *res, hms_api_error *err)
 {
     const msgpack_object *o = hms_api_arg(req, "addresses");
     if (!o || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0)
         return hms_api_fail(err, HMS_API_E_BAD_REQUEST,
                             "join needs 'addresses' (a list of ADDR[:PORT])");
     if (o->via.array.size > JOIN_SEEDS_MAX)
-        return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "at most %d addresses",
-                            JOIN_SEEDS_MAX);
+        return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "at most %d addresses", JOIN_SEEDS_MAX);
     if (!a->swim || !a->chan || a->leaving)
         return hms_api_fail(err, HMS_API_E_UNAVAILABLE, "membership is not running");
     join_req *j = calloc(1, sizeof(*j));
@@ -233,8 +238,8 @@ static int op_join(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
     j->n = o->via.array.size;
     json_t *addrs = json_array();
     for (uint32_t i = 0; i < o->via.array.size; i++)
-        json_array_append_new(addrs, json_stringn(o->via.array.ptr[i].via.str.ptr,
-                                                  o->via.array.ptr[i].via.str.size));
+        json_array_append_new(
+            addrs, json_stringn(o->via.array.ptr[i].via.str.ptr, o->via.array.ptr[i].via.str.size));
     hms_agent_audit_admin(a, req, "admin.join", json_pack("{s:o}", "addresses", addrs));
     j->st = hms_api_stream_open(req, join_stream_closed, j);
     if (!j->st) {
@@ -247,8 +252,8 @@ static int op_join(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
         if (p) {
             p->j = j;
             p->i = i;
-            r = hms_chan_call(a->chan, NULL, &j->seeds[i], "agent.ping", NULL, 0,
-                              JOIN_TIMEOUT_MS, join_probe_done, p, &j->call_ids[i]);
+            r = hms_chan_call(a->chan, NULL, &j->seeds[i], "agent.ping", NULL, 0, JOIN_TIMEOUT_MS,
+                              join_probe_done, p, &j->call_ids[i]);
         }
         if (r < 0) {
             free(p);
@@ -269,8 +274,7 @@ static void serve_ping(void *ctx, hms_rpc_call *call, const hms_peer *peer, cons
 
 /* --- leave ----------------------------------------------------------------- */
 
-static int op_leave(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
-                    hms_api_error *err)
+static int op_leave(hms_agent *a, const hms_api_req *req, msgpack_packer *res, hms_api_error *err)
 {
     if (a->leaving)
         return hms_api_fail(err, HMS_API_E_UNAVAILABLE, "already leaving");
@@ -284,8 +288,7 @@ static int op_leave(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
 
 /* --- stats ----------------------------------------------------------------- */
 
-static int op_stats(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
-                    hms_api_error *err)
+static int op_stats(hms_agent *a, const hms_api_req *req, msgpack_packer *pk, hms_api_error *err)
 {
     swim_stats s;
     memset(&s, 0, sizeof(s));
@@ -310,50 +313,80 @@ static int op_stats(hms_agent *a, const hms_api_req *req, msgpack_packer *pk,
     hms_api_pack_str(pk, "swim");
     msgpack_pack_map(pk, 25);
 #define KV(name, v) hms_api_pack_kv_u64(pk, name, (uint64_t)(v))
-    KV("packets_in", s.packets_in); KV("packets_out", s.packets_out);
-    KV("bytes_in", s.bytes_in); KV("bytes_out", s.bytes_out);
-    KV("drop_malformed", s.drop_malformed); KV("drop_unknown_sender", s.drop_unknown_sender);
-    KV("drop_wrong_target", s.drop_wrong_target); KV("drop_refused", s.drop_refused);
-    KV("probes", s.probes); KV("indirect_probes", s.indirect_probes);
-    KV("acks", s.acks); KV("nacks", s.nacks);
-    KV("suspicions", s.suspicions); KV("refutations", s.refutations);
-    KV("deaths", s.deaths); KV("leaves", s.leaves);
-    KV("pushpulls_out", s.pushpulls_out); KV("pushpulls_in", s.pushpulls_in);
-    KV("name_conflicts", s.name_conflicts); KV("health_score", s.health_score);
-    KV("members_alive", s.members_alive); KV("members_suspect", s.members_suspect);
-    KV("members_dead", s.members_dead); KV("members_left", s.members_left);
+    KV("packets_in", s.packets_in);
+    KV("packets_out", s.packets_out);
+    KV("bytes_in", s.bytes_in);
+    KV("bytes_out", s.bytes_out);
+    KV("drop_malformed", s.drop_malformed);
+    KV("drop_unknown_sender", s.drop_unknown_sender);
+    KV("drop_wrong_target", s.drop_wrong_target);
+    KV("drop_refused", s.drop_refused);
+    KV("probes", s.probes);
+    KV("indirect_probes", s.indirect_probes);
+    KV("acks", s.acks);
+    KV("nacks", s.nacks);
+    KV("suspicions", s.suspicions);
+    KV("refutations", s.refutations);
+    KV("deaths", s.deaths);
+    KV("leaves", s.leaves);
+    KV("pushpulls_out", s.pushpulls_out);
+    KV("pushpulls_in", s.pushpulls_in);
+    KV("name_conflicts", s.name_conflicts);
+    KV("health_score", s.health_score);
+    KV("members_alive", s.members_alive);
+    KV("members_suspect", s.members_suspect);
+    KV("members_dead", s.members_dead);
+    KV("members_left", s.members_left);
     KV("members", a->swim ? swim_member_count(a->swim) : 0);
 
     hms_api_pack_str(pk, "udp");
     msgpack_pack_map(pk, 6);
-    KV("packets_in", u.packets_in); KV("packets_out", u.packets_out);
+    KV("packets_in", u.packets_in);
+    KV("packets_out", u.packets_out);
     KV("send_errors", u.send_errors);
-    KV("bytes_in", u.bytes_in); KV("bytes_out", u.bytes_out);
+    KV("bytes_in", u.bytes_in);
+    KV("bytes_out", u.bytes_out);
     hms_api_pack_str(pk, "drops");
     msgpack_pack_map(pk, 9);
-    KV("malformed", u.drop_malformed); KV("unknown_sender", u.drop_unknown_sender);
-    KV("bad_tag", u.drop_bad_tag); KV("replay", u.drop_replay);
-    KV("stale_epoch", u.drop_stale_epoch); KV("revoked", u.drop_revoked);
-    KV("not_for_us", u.drop_not_for_us); KV("oversize", u.drop_oversize);
+    KV("malformed", u.drop_malformed);
+    KV("unknown_sender", u.drop_unknown_sender);
+    KV("bad_tag", u.drop_bad_tag);
+    KV("replay", u.drop_replay);
+    KV("stale_epoch", u.drop_stale_epoch);
+    KV("revoked", u.drop_revoked);
+    KV("not_for_us", u.drop_not_for_us);
+    KV("oversize", u.drop_oversize);
     KV("no_key", u.drop_no_key);
 
     hms_api_pack_str(pk, "api");
     msgpack_pack_map(pk, 10);
-    KV("clients_accepted", api.clients_accepted); KV("clients_refused", api.clients_refused);
-    KV("clients_now", api.clients_now); KV("requests", api.requests);
-    KV("errors", api.errors); KV("bad_frames", api.bad_frames);
-    KV("oversized_frames", api.oversized_frames); KV("slow_clients", api.slow_clients);
-    KV("forbidden", api.forbidden); KV("streams_now", api.streams_now);
+    KV("clients_accepted", api.clients_accepted);
+    KV("clients_refused", api.clients_refused);
+    KV("clients_now", api.clients_now);
+    KV("requests", api.requests);
+    KV("errors", api.errors);
+    KV("bad_frames", api.bad_frames);
+    KV("oversized_frames", api.oversized_frames);
+    KV("slow_clients", api.slow_clients);
+    KV("forbidden", api.forbidden);
+    KV("streams_now", api.streams_now);
 
     hms_api_pack_str(pk, "chan");
     msgpack_pack_map(pk, 14);
-    KV("conns_in", ch.conns_in); KV("conns_out", ch.conns_out);
-    KV("conns_now", ch.conns_now); KV("handshakes_now", ch.handshakes_now);
+    KV("conns_in", ch.conns_in);
+    KV("conns_out", ch.conns_out);
+    KV("conns_now", ch.conns_now);
+    KV("handshakes_now", ch.handshakes_now);
     KV("handshake_failures", ch.handshake_failures);
-    KV("refused_untrusted", ch.refused_untrusted); KV("refused_limit", ch.refused_limit);
-    KV("timeouts", ch.timeouts); KV("calls_out", ch.calls_out); KV("calls_in", ch.calls_in);
-    KV("call_errors", ch.call_errors); KV("bytes_in", ch.bytes_in);
-    KV("bytes_out", ch.bytes_out); KV("bad_frames", ch.bad_frames);
+    KV("refused_untrusted", ch.refused_untrusted);
+    KV("refused_limit", ch.refused_limit);
+    KV("timeouts", ch.timeouts);
+    KV("calls_out", ch.calls_out);
+    KV("calls_in", ch.calls_in);
+    KV("call_errors", ch.call_errors);
+    KV("bytes_in", ch.bytes_in);
+    KV("bytes_out", ch.bytes_out);
+    KV("bad_frames", ch.bad_frames);
 
     hms_api_pack_str(pk, "trust");
     msgpack_pack_map(pk, 4);
@@ -400,8 +433,7 @@ static void watch_event(hms_agent *a, swim_event ev, const swim_member_info *m, 
     msgpack_sbuffer_destroy(&sb);
 }
 
-static int op_watch(hms_agent *a, const hms_api_req *req, msgpack_packer *res,
-                    hms_api_error *err)
+static int op_watch(hms_agent *a, const hms_api_req *req, msgpack_packer *res, hms_api_error *err)
 {
     if (g_ops.nwatchers >= WATCHERS_MAX)
         return hms_api_fail(err, HMS_API_E_BUSY, "too many watchers (max %d)", WATCHERS_MAX);

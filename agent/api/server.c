@@ -285,8 +285,7 @@ static int conn_commit(hms_api_conn *c)
     return c->dead ? -ENOBUFS : 0;
 }
 
-static void send_error(hms_api_conn *c, bool has_id, uint64_t id, const char *code,
-                       const char *msg)
+static void send_error(hms_api_conn *c, bool has_id, uint64_t id, const char *code, const char *msg)
 {
     c->api->st.errors++;
     hms_api_encode_error(&c->out, has_id, id, code, msg);
@@ -349,8 +348,15 @@ static void dispatch(hms_api_conn *c, const uint8_t *buf, size_t len)
         return;
     }
     hms_api_req req = {
-        .id = r.id, .has_id = true, .op = r.op, .args = r.args,
-        .uid = c->uid, .gid = c->gid, .pid = c->pid, .admin = c->admin, .conn = c,
+        .id = r.id,
+        .has_id = true,
+        .op = r.op,
+        .args = r.args,
+        .uid = c->uid,
+        .gid = c->gid,
+        .pid = c->pid,
+        .admin = c->admin,
+        .conn = c,
     };
     if (strcmp(r.op, "cancel") == 0) {
         cancel_stream(c, &req);
@@ -369,8 +375,10 @@ static void dispatch(hms_api_conn *c, const uint8_t *buf, size_t len)
     if ((op->flags & HMS_API_ADMIN) && !c->admin) {
         char msg[160];
         api->st.forbidden++;
-        snprintf(msg, sizeof(msg), "'%s' is an admin operation; uid %u is not the agent's user, "
-                 "root or in the admin group", r.op, (unsigned)c->uid);
+        snprintf(msg, sizeof(msg),
+                 "'%s' is an admin operation; uid %u is not the agent's user, "
+                 "root or in the admin group",
+                 r.op, (unsigned)c->uid);
         send_error(c, true, r.id, HMS_API_E_FORBIDDEN, msg);
         msgpack_unpacked_destroy(&u);
         return;
@@ -428,8 +436,10 @@ static void conn_input(hms_api_conn *c, const uint8_t *p, size_t n)
             if (len > HMS_API_FRAME_HARD_MAX) {
                 char msg[160];
                 api->st.oversized_frames++;
-                snprintf(msg, sizeof(msg), "frame of %u bytes is not a frame of this protocol "
-                         "(limit %u); closing", len, HMS_API_FRAME_MAX);
+                snprintf(msg, sizeof(msg),
+                         "frame of %u bytes is not a frame of this protocol "
+                         "(limit %u); closing",
+                         len, HMS_API_FRAME_MAX);
                 send_error(c, false, 0, HMS_API_E_TOO_LARGE, msg);
                 c->close_after_flush = true;
                 break;
@@ -437,8 +447,8 @@ static void conn_input(hms_api_conn *c, const uint8_t *p, size_t n)
             if (len > HMS_API_FRAME_MAX) {
                 char msg[128];
                 api->st.oversized_frames++;
-                snprintf(msg, sizeof(msg), "frame of %u bytes is above the limit of %u bytes",
-                         len, HMS_API_FRAME_MAX);
+                snprintf(msg, sizeof(msg), "frame of %u bytes is above the limit of %u bytes", len,
+                         HMS_API_FRAME_MAX);
                 send_error(c, false, 0, HMS_API_E_TOO_LARGE, msg);
                 c->skip_left = len;
                 continue;
@@ -633,8 +643,10 @@ int hms_api_listen(hms_api *api, const char *path, long admin_gid, char *err, si
     struct stat sb;
     if (lstat(path, &sb) == 0) {
         if (!S_ISSOCK(sb.st_mode)) {
-            snprintf(err, errlen, "cannot use socket path '%s': a file that is not a socket "
-                     "is there", path);
+            snprintf(err, errlen,
+                     "cannot use socket path '%s': a file that is not a socket "
+                     "is there",
+                     path);
             close(fd);
             return -EEXIST;
         }

@@ -456,8 +456,8 @@ static hms_chan *ch_new(hms_chan_pool *p, int fd, bool initiator, const hms_addr
     if (!ch)
         return NULL;
     ch->rec = malloc(REC_MAX);
-    hms_noise_keys keys = {.s = p->sk, .prologue = (const uint8_t *)PROLOGUE,
-                           .prologue_len = sizeof(PROLOGUE) - 1};
+    hms_noise_keys keys = {
+        .s = p->sk, .prologue = (const uint8_t *)PROLOGUE, .prologue_len = sizeof(PROLOGUE) - 1};
     ch->noise = hms_noise_new("XX", initiator, &keys);
     if (!ch->rec || !ch->noise) {
         if (ch->noise)
@@ -853,8 +853,9 @@ int hms_chan_pool_new(const hms_chan_config *cfg, hms_chan_pool **out)
     p->cert_len = cfg->cert_len;
     p->verify = cfg->verify;
     p->verify_ctx = cfg->verify_ctx;
-    p->hs_timeout = (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
-                                                : HMS_CHAN_HANDSHAKE_TIMEOUT_MS) / 1000.0;
+    p->hs_timeout =
+        (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : HMS_CHAN_HANDSHAKE_TIMEOUT_MS) /
+        1000.0;
     p->idle_timeout =
         (cfg->idle_timeout_ms ? cfg->idle_timeout_ms : HMS_CHAN_IDLE_TIMEOUT_MS) / 1000.0;
     p->next_id = 1;
@@ -983,8 +984,8 @@ static hms_chan *ch_connect(hms_chan_pool *p, const uint8_t *key, const hms_addr
 }
 
 int hms_chan_call(hms_chan_pool *p, const uint8_t *key, const hms_addr *addr, const char *method,
-                  const uint8_t *req, size_t len, uint32_t timeout_ms, hms_rpc_done done,
-                  void *ctx, uint64_t *call_id)
+                  const uint8_t *req, size_t len, uint32_t timeout_ms, hms_rpc_done done, void *ctx,
+                  uint64_t *call_id)
 {
     if (!addr || !addr->family || !method || !done || strlen(method) == 0 ||
         strlen(method) > HMS_CHAN_METHOD_MAX)

@@ -47,9 +47,9 @@ typedef struct hms_rpc_call hms_rpc_call;
 
 /* Who is on the other end of a channel, as proven by its handshake. */
 typedef struct hms_peer {
-    uint8_t key[32];  /* Ed25519 public key from the certificate */
-    char name[65];    /* node name from the certificate */
-    hms_addr addr;    /* the TCP address the connection came from or went to */
+    uint8_t key[32]; /* Ed25519 public key from the certificate */
+    char name[65];   /* node name from the certificate */
+    hms_addr addr;   /* the TCP address the connection came from or went to */
 } hms_peer;
 
 /* Checks a certificate presented in a handshake. Returns 0 and fills
@@ -79,9 +79,9 @@ typedef void (*hms_rpc_done)(void *ctx, int status, const hms_peer *peer, const 
 
 typedef struct hms_chan_config {
     struct ev_loop *loop;
-    hms_addr bind;               /* TCP listen address (the gossip port) */
-    const uint8_t *static_sk;    /* our X25519 secret key (32 bytes, copied) */
-    const uint8_t *cert;         /* our certificate, sent in handshakes (copied) */
+    hms_addr bind;            /* TCP listen address (the gossip port) */
+    const uint8_t *static_sk; /* our X25519 secret key (32 bytes, copied) */
+    const uint8_t *cert;      /* our certificate, sent in handshakes (copied) */
     size_t cert_len;
     hms_chan_verify_fn verify;
     void *verify_ctx;
@@ -105,8 +105,8 @@ int hms_chan_handle(hms_chan_pool *p, const char *method, hms_rpc_handler fn, vo
  * (if not NULL) and done runs later exactly once. On error returns a
  * negative code and done is not called. */
 int hms_chan_call(hms_chan_pool *p, const uint8_t *key, const hms_addr *addr, const char *method,
-                  const uint8_t *req, size_t len, uint32_t timeout_ms, hms_rpc_done done,
-                  void *ctx, uint64_t *call_id);
+                  const uint8_t *req, size_t len, uint32_t timeout_ms, hms_rpc_done done, void *ctx,
+                  uint64_t *call_id);
 
 /* Cancels a pending call: its done runs with -ECANCELED (from the loop). */
 void hms_chan_cancel(hms_chan_pool *p, uint64_t call_id);

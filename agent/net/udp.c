@@ -65,14 +65,30 @@ static void from_sockaddr(const struct sockaddr_storage *ss, hms_addr *x)
 static void count_drop(hms_udp *u, int r)
 {
     switch (r) {
-    case HMS_SEAL_MALFORMED: u->st.drop_malformed++; break;
-    case HMS_SEAL_UNKNOWN_SENDER: u->st.drop_unknown_sender++; break;
-    case HMS_SEAL_BAD_TAG: u->st.drop_bad_tag++; break;
-    case HMS_SEAL_REPLAY: u->st.drop_replay++; break;
-    case HMS_SEAL_STALE_EPOCH: u->st.drop_stale_epoch++; break;
-    case HMS_SEAL_REVOKED: u->st.drop_revoked++; break;
-    case HMS_SEAL_NOT_FOR_US: u->st.drop_not_for_us++; break;
-    default: u->st.drop_malformed++; break;
+    case HMS_SEAL_MALFORMED:
+        u->st.drop_malformed++;
+        break;
+    case HMS_SEAL_UNKNOWN_SENDER:
+        u->st.drop_unknown_sender++;
+        break;
+    case HMS_SEAL_BAD_TAG:
+        u->st.drop_bad_tag++;
+        break;
+    case HMS_SEAL_REPLAY:
+        u->st.drop_replay++;
+        break;
+    case HMS_SEAL_STALE_EPOCH:
+        u->st.drop_stale_epoch++;
+        break;
+    case HMS_SEAL_REVOKED:
+        u->st.drop_revoked++;
+        break;
+    case HMS_SEAL_NOT_FOR_US:
+        u->st.drop_not_for_us++;
+        break;
+    default:
+        u->st.drop_malformed++;
+        break;
     }
 }
 
@@ -118,8 +134,8 @@ int hms_udp_new(hms_agent *a, hms_udp **out)
     const hms_addr *b = &a->cfg->bind;
     struct sockaddr_storage ss;
     socklen_t sl = to_sockaddr(b, &ss);
-    u->fd = socket(b->family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                   0);
+    u->fd =
+        socket(b->family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd < 0) {
         int r = -errno;
         free(u);

@@ -50,11 +50,12 @@ static void test_mp_check(void)
     deep[HMS_MP_DEPTH_MAX + 1] = 0x01;
     CU_ASSERT_EQUAL(hms_mp_check(deep, HMS_MP_DEPTH_MAX + 2, &used), -EINVAL);
     /* every fixed-size type */
-    const uint8_t types[] = {0xdc, 0, 19, 0xc0, 0xc2, 0xc3, 0xcc, 1, 0xcd, 1, 2, 0xce, 1, 2, 3, 4,
-                             0xcf, 1, 2, 3, 4, 5, 6, 7, 8, 0xd0, 1, 0xd1, 1, 2, 0xd2, 1, 2, 3, 4,
-                             0xd3, 1, 2, 3, 4, 5, 6, 7, 8, 0xca, 1, 2, 3, 4,
-                             0xcb, 1, 2, 3, 4, 5, 6, 7, 8, 0xd4, 1, 1, 0xd5, 1, 1, 2,
-                             0xc4, 2, 'x', 'y', 0xd9, 1, 'z', 0xc7, 1, 5, 'e', 0xe0};
+    const uint8_t types[] = {
+        0xdc, 0,    19, 0xc0, 0xc2, 0xc3, 0xcc, 1,   0xcd, 1,    2,    0xce, 1,    2,    3,    4,
+        0xcf, 1,    2,  3,    4,    5,    6,    7,   8,    0xd0, 1,    0xd1, 1,    2,    0xd2, 1,
+        2,    3,    4,  0xd3, 1,    2,    3,    4,   5,    6,    7,    8,    0xca, 1,    2,    3,
+        4,    0xcb, 1,  2,    3,    4,    5,    6,   7,    8,    0xd4, 1,    1,    0xd5, 1,    1,
+        2,    0xc4, 2,  'x',  'y',  0xd9, 1,    'z', 0xc7, 1,    5,    'e',  0xe0};
     CU_ASSERT_EQUAL(hms_mp_check(types, sizeof(types), &used), 0);
     CU_ASSERT_EQUAL(used, sizeof(types));
 }
@@ -83,8 +84,8 @@ static void test_request_round_trip(void)
     msgpack_unpacked_init(&u);
     hms_api_request r;
     const char *code, *why;
-    CU_ASSERT_EQUAL(hms_api_decode_request(&u, (uint8_t *)frame.data + 4, frame.size - 4, &r,
-                                           &code, &why), 0);
+    CU_ASSERT_EQUAL(
+        hms_api_decode_request(&u, (uint8_t *)frame.data + 4, frame.size - 4, &r, &code, &why), 0);
     CU_ASSERT(r.has_id);
     CU_ASSERT_EQUAL(r.id, 42);
     CU_ASSERT_STRING_EQUAL(r.op, "members");
@@ -96,8 +97,8 @@ static void test_request_round_trip(void)
     msgpack_sbuffer_clear(&frame);
     CU_ASSERT_EQUAL(hms_api_encode_request(&frame, 1, "stats", NULL, 0), 0);
     msgpack_unpacked_init(&u);
-    CU_ASSERT_EQUAL(hms_api_decode_request(&u, (uint8_t *)frame.data + 4, frame.size - 4, &r,
-                                           &code, &why), 0);
+    CU_ASSERT_EQUAL(
+        hms_api_decode_request(&u, (uint8_t *)frame.data + 4, frame.size - 4, &r, &code, &why), 0);
     CU_ASSERT_STRING_EQUAL(r.op, "stats");
     msgpack_unpacked_destroy(&u);
     /* args that are not a map are refused */
@@ -140,8 +141,8 @@ static void test_request_rejects(void)
     CU_ASSERT_STRING_EQUAL(decode(op_int, sizeof(op_int), &r), HMS_API_E_BAD_REQUEST);
     const uint8_t op_nul[] = {0x82, 0xa2, 'i', 'd', 0x07, 0xa2, 'o', 'p', 0xa2, 'a', 0};
     CU_ASSERT_STRING_EQUAL(decode(op_nul, sizeof(op_nul), &r), HMS_API_E_BAD_REQUEST);
-    uint8_t long_op[8 + 2 + HMS_API_OP_MAX + 1] = {0x82, 0xa2, 'i', 'd', 0x07, 0xa2, 'o', 'p',
-                                                   0xd9, HMS_API_OP_MAX + 1};
+    uint8_t long_op[8 + 2 + HMS_API_OP_MAX + 1] = {0x82, 0xa2, 'i', 'd',  0x07,
+                                                   0xa2, 'o',  'p', 0xd9, HMS_API_OP_MAX + 1};
     memset(long_op + 10, 'a', HMS_API_OP_MAX + 1);
     CU_ASSERT_STRING_EQUAL(decode(long_op, sizeof(long_op), &r), HMS_API_E_BAD_REQUEST);
     const uint8_t ok[] = {0x82, 0xa2, 'i', 'd', 0x07, 0xa2, 'o', 'p', 0xa1, 'x'};

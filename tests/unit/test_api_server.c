@@ -117,12 +117,9 @@ static int op_watch(struct hms_agent *a, const hms_api_req *req, msgpack_packer 
 }
 
 static const hms_api_op ops[] = {
-    {"watch", op_watch, 0},
-    {"echo", op_echo, 0},
-    {"fail", op_fail, 0},
-    {"admin_echo", op_echo, HMS_API_ADMIN},
-    {"count", op_count, 0},
-    {NULL, NULL, 0},
+    {"watch", op_watch, 0}, {"echo", op_echo, 0},
+    {"fail", op_fail, 0},   {"admin_echo", op_echo, HMS_API_ADMIN},
+    {"count", op_count, 0}, {NULL, NULL, 0},
 };
 
 static void stop_cb(struct ev_loop *l, ev_async *w, int revents)
@@ -372,7 +369,6 @@ static void test_stream(void)
     hms_reply_destroy(&rep);
     hms_close(c);
 }
-
 
 static int pack_forever(msgpack_packer *pk, void *ctx)
 {

@@ -58,9 +58,14 @@ static void make_node(node *n, const char *name, const char *addr)
 
 static int start_pool(node *n, uint32_t hs_ms)
 {
-    hms_chan_config cfg = {.loop = loop, .bind = n->addr, .static_sk = n->x_sk,
-                           .cert = n->cert, .cert_len = n->cert_len, .verify = verify,
-                           .verify_ctx = n, .handshake_timeout_ms = hs_ms};
+    hms_chan_config cfg = {.loop = loop,
+                           .bind = n->addr,
+                           .static_sk = n->x_sk,
+                           .cert = n->cert,
+                           .cert_len = n->cert_len,
+                           .verify = verify,
+                           .verify_ctx = n,
+                           .handshake_timeout_ms = hs_ms};
     return hms_chan_pool_new(&cfg, &n->pool);
 }
 
@@ -118,8 +123,7 @@ typedef struct result {
     int calls;
 } result;
 
-static void on_done(void *ctx, int status, const hms_peer *peer, const uint8_t *reply,
-                    size_t len)
+static void on_done(void *ctx, int status, const hms_peer *peer, const uint8_t *reply, size_t len)
 {
     result *r = ctx;
     r->done = true;
@@ -228,7 +232,8 @@ static void test_large(void)
     free(r.body);
     free(big);
     CU_ASSERT_EQUAL(hms_chan_call(A.pool, NULL, &B.addr, "echo", NULL, HMS_CHAN_MSG_MAX, 1000,
-                                  on_done, &r, NULL), -EMSGSIZE);
+                                  on_done, &r, NULL),
+                    -EMSGSIZE);
 }
 
 static void test_errors(void)
@@ -279,8 +284,8 @@ static void test_timeout_and_cancel(void)
 
     uint64_t id = 0;
     memset(&r, 0, sizeof(r));
-    CU_ASSERT_EQUAL(hms_chan_call(A.pool, B.ed_pk, &B.addr, "hold", NULL, 0, 5000, on_done, &r,
-                                  &id), 0);
+    CU_ASSERT_EQUAL(
+        hms_chan_call(A.pool, B.ed_pk, &B.addr, "hold", NULL, 0, 5000, on_done, &r, &id), 0);
     hms_chan_cancel(A.pool, id);
     CU_ASSERT(!r.done);
     run_until(&r, 5);

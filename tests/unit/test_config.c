@@ -48,12 +48,11 @@ static void test_flags(void)
 {
     hms_config c;
     char err[512];
-    int r = parse(&c, err, sizeof(err), "--node", "web-1", "--bind", "127.0.0.5",
-                  "--advertise", "10.0.0.5:8000", "--join", "127.0.0.2", "--join=127.0.0.3:7000",
-                  "--data-dir", "/tmp/x", "--socket", "/tmp/x.sock", "--profile", "local",
-                  "--log-level", "debug", "--log-format", "json", "--ca", "/a.pub", "--ca",
-                  "/b.pub", "--cert", "/n.cert", "--node-key", "/n.key", "--admin-group", "0",
-                  NULL);
+    int r = parse(&c, err, sizeof(err), "--node", "web-1", "--bind", "127.0.0.5", "--advertise",
+                  "10.0.0.5:8000", "--join", "127.0.0.2", "--join=127.0.0.3:7000", "--data-dir",
+                  "/tmp/x", "--socket", "/tmp/x.sock", "--profile", "local", "--log-level", "debug",
+                  "--log-format", "json", "--ca", "/a.pub", "--ca", "/b.pub", "--cert", "/n.cert",
+                  "--node-key", "/n.key", "--admin-group", "0", NULL);
     CU_ASSERT_EQUAL_FATAL(r, 0);
     CU_ASSERT_STRING_EQUAL(c.node, "web-1");
     CU_ASSERT_EQUAL(c.bind.port, 7950);
@@ -71,8 +70,8 @@ static void test_flags(void)
     CU_ASSERT_STRING_EQUAL(c.cert_file, "/n.cert");
     CU_ASSERT_STRING_EQUAL(c.node_key_file, "/n.key");
     CU_ASSERT_EQUAL(c.admin_gid, 0);
-    CU_ASSERT_EQUAL(parse(&c, err, sizeof(err), "--bind", "0.0.0.0:7001", "--advertise",
-                          "10.0.0.5", NULL), 0);
+    CU_ASSERT_EQUAL(
+        parse(&c, err, sizeof(err), "--bind", "0.0.0.0:7001", "--advertise", "10.0.0.5", NULL), 0);
     CU_ASSERT_EQUAL(c.advertise.port, 0); /* the agent uses the bind port */
     CU_ASSERT_EQUAL(c.bind.port, 7001);
 }
@@ -137,8 +136,12 @@ static void test_file(void)
     CU_ASSERT_EQUAL(c.ca_count, 1);
     CU_ASSERT_STRING_EQUAL(c.profile_name, "wan");
 
-    const char *bad[] = {"[1, 2]", "{\"bind\": 5}", "{\"colour\": \"red\"}",
-                         "{\"join\": [1]}", "{\"node\": \"a\", \"node\": \"b\"}", "{"};
+    const char *bad[] = {"[1, 2]",
+                         "{\"bind\": 5}",
+                         "{\"colour\": \"red\"}",
+                         "{\"join\": [1]}",
+                         "{\"node\": \"a\", \"node\": \"b\"}",
+                         "{"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         FILE *f = fopen(path, "w");
         fputs(bad[i], f);
