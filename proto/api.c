@@ -60,85 +60,81 @@ static int mp_walk(const uint8_t *buf, size_t len, size_t *pos, int depth)
         skip = t & 0x1f;
     } else {
         switch (t) {
-        case 0xc4:
-        case 0xd9:
+        case 0xc4: /* bin8 */
+        case 0xd9: /* str8 */
             hdr = 1;
-            break; /* bin8, str8 */
-        case 0xc5:
-        case 0xda:
+            break;
+        case 0xc5: /* bin16 */
+        case 0xda: /* str16 */
             hdr = 2;
-            break; /* bin16, str16 */
-        case 0xc6:
-        case 0xdb:
+            break;
+        case 0xc6: /* bin32 */
+        case 0xdb: /* str32 */
             hdr = 4;
-            break; /* bin32, str32 */
-        case 0xc7:
+            break;
+        case 0xc7: /* ext8: length, then a type byte */
             hdr = 1;
-            skip = 1;
-            break; /* ext8: len, type */
-        case 0xc8:
-            hdr = 2;
-            skip = 1;
-            break; /* ext16 */
-        case 0xc9:
-            hdr = 4;
-            skip = 1;
-            break; /* ext32 */
-        case 0xca:
-            skip = 4;
-            break; /* float32 */
-        case 0xcb:
-            skip = 8;
-            break; /* float64 */
-        case 0xcc:
-        case 0xd0:
             skip = 1;
             break;
-        case 0xcd:
-        case 0xd1:
+        case 0xc8: /* ext16 */
+            hdr = 2;
+            skip = 1;
+            break;
+        case 0xc9: /* ext32 */
+            hdr = 4;
+            skip = 1;
+            break;
+        case 0xcc: /* uint8 */
+        case 0xd0: /* int8 */
+            skip = 1;
+            break;
+        case 0xcd: /* uint16 */
+        case 0xd1: /* int16 */
             skip = 2;
             break;
-        case 0xce:
-        case 0xd2:
+        case 0xca: /* float32 */
+        case 0xce: /* uint32 */
+        case 0xd2: /* int32 */
             skip = 4;
             break;
-        case 0xcf:
-        case 0xd3:
+        case 0xcb: /* float64 */
+        case 0xcf: /* uint64 */
+        case 0xd3: /* int64 */
             skip = 8;
             break;
-        case 0xd4:
+        case 0xd4: /* fixext1: a type byte and 1 byte */
             skip = 2;
-            break; /* fixext1: type + 1 */
-        case 0xd5:
+            break;
+        case 0xd5: /* fixext2 */
             skip = 3;
             break;
-        case 0xd6:
+        case 0xd6: /* fixext4 */
             skip = 5;
             break;
-        case 0xd7:
+        case 0xd7: /* fixext8 */
             skip = 9;
             break;
-        case 0xd8:
+        case 0xd8: /* fixext16 */
             skip = 17;
             break;
-        case 0xdc:
+        case 0xdc: /* array16 */
             hdr = 2;
             container = true;
-            break; /* array16 */
-        case 0xdd:
+            break;
+        case 0xdd: /* array32 */
             hdr = 4;
             container = true;
-            break; /* array32 */
-        case 0xde:
+            break;
+        case 0xde: /* map16 */
             hdr = 2;
             container = is_map = true;
             break;
-        case 0xdf:
+        case 0xdf: /* map32 */
             hdr = 4;
             container = is_map = true;
             break;
-        default:
-            return -EINVAL; /* 0xc1: never used */
+        default: /* 0xc1 is never used */
+            return -EINVAL;
         }
         if (hdr) {
             if (left < hdr)
