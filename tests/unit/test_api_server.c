@@ -7,6 +7,7 @@
  * the socket.
  */
 #include <errno.h>
+#include <grp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@
 
 static struct ev_loop *loop;
 static hms_api *api;
+static hms_api *api_group; /* a second server with an admin group (gid 65534) */
+static char path_group[128];
 static ev_async stop_async;
 static ev_timer stream_timer;
 static pthread_t thread;
@@ -147,6 +150,13 @@ static int setup(void)
         fprintf(stderr, "listen: %s\n", err);
         return 1;
     }
+    snprintf(path_group, sizeof(path_group), "%s/sub/group.sock", dir);
+    api_group = hms_api_new(NULL, loop);
+    if (!api_group || hms_api_register(api_group, ops, NULL) != 0 ||
+        hms_api_listen(api_group, path_group, 65534, err, sizeof(err)) != 0) {
+        fprintf(stderr, "listen: %s\n", err);
+        return 1;
+    }
     ev_async_init(&stop_async, stop_cb);
     ev_async_start(loop, &stop_async);
     ev_timer_init(&stream_timer, stream_tick, 0.01, 0.01);
@@ -159,6 +169,7 @@ static int teardown(void)
     pthread_join(thread, NULL);
     ev_timer_stop(loop, &stream_timer);
     hms_api_delete(api);
+    hms_api_delete(api_group);
     ev_loop_destroy(loop);
     char sub[160];
     snprintf(sub, sizeof(sub), "%s/sub", dir);
@@ -462,6 +473,29 @@ static void test_other_user(void)
     if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
         fprintf(stderr, "\n  child exit %d\n", WEXITSTATUS(st));
     chmod(path, 0660);
+
+    /* the admin group: its members reach the 0660 socket (given to the
+     * group) and may run admin operations */
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        gid_t g = 65534;
+        if (setgroups(1, &g) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        hms_client *c;
+        if (hms_connect(path_group, &c) != 0)
+            _exit(15);
+        hms_reply rep;
+        if (hms_request(c, "admin_echo", NULL, NULL, &rep) != 0)
+            _exit(16);
+        hms_reply_destroy(&rep);
+        hms_close(c);
+        _exit(0);
+    }
+    waitpid(pid, &st, 0);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        fprintf(stderr, "\n  child exit %d\n", WEXITSTATUS(st));
     hms_api_stats stats;
     hms_api_get_stats(api, &stats);
     CU_ASSERT(stats.forbidden >= 1);
