@@ -7,6 +7,7 @@
  * the socket.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -355,6 +356,72 @@ static void test_pipelined(void)
     close(fd);
 }
 
+/* A client that writes far more than it reads: the server stops reading
+ * its requests while replies pile up, and every reply arrives in order. */
+static void test_backpressure(void)
+{
+    hms_api_stats before, after;
+    hms_api_get_stats(api, &before);
+    int fd = raw_connect();
+    CU_ASSERT_FATAL(fd >= 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    msgpack_sbuffer args, out;
+    msgpack_sbuffer_init(&args);
+    msgpack_sbuffer_init(&out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+    char pad[2048];
+    memset(pad, 'p', sizeof(pad));
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "pad", 3);
+    msgpack_pack_str_with_body(&pk, pad, sizeof(pad));
+    const uint64_t n = 8000; /* about 16 MiB of replies: twice the output limit */
+    for (uint64_t i = 1; i <= n; i++)
+        hms_api_encode_request(&out, i, "echo", args.data, args.size);
+    size_t sent = 0;
+    uint64_t next = 1;
+    uint8_t *in = malloc(1 << 20);
+    size_t have = 0;
+    ev_tstamp end = ev_time() + 30;
+    while (next <= n && ev_time() < end) {
+        if (sent < out.size) {
+            ssize_t w = send(fd, out.data + sent, out.size - sent, MSG_NOSIGNAL);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        /* read slowly: at most 16 KiB per round, with a pause */
+        ssize_t r = recv(fd, in + have, (1 << 20) - have < 16384 ? (1 << 20) - have : 16384, 0);
+        if (r == 0)
+            break;
+        if (r > 0)
+            have += (size_t)r;
+        size_t off = 0;
+        while (have - off >= 4) {
+            uint32_t len = hms_api_get_len(in + off);
+            if (have - off < 4 + (size_t)len)
+                break;
+            msgpack_unpacked u;
+            msgpack_unpacked_init(&u);
+            hms_api_reply rep;
+            CU_ASSERT_EQUAL(hms_api_decode_reply(&u, in + off + 4, len, &rep), 0);
+            CU_ASSERT(rep.ok && rep.id == next);
+            msgpack_unpacked_destroy(&u);
+            next++;
+            off += 4 + len;
+        }
+        memmove(in, in + off, have - off);
+        have -= off;
+        usleep(r < 0 && sent == out.size ? 1000 : 100);
+    }
+    CU_ASSERT_EQUAL(next, n + 1);
+    hms_api_get_stats(api, &after);
+    CU_ASSERT_EQUAL(after.slow_clients, before.slow_clients);
+    free(in);
+    msgpack_sbuffer_destroy(&args);
+    msgpack_sbuffer_destroy(&out);
+    close(fd);
+}
+
 static void test_stream(void)
 {
     hms_client *c;
@@ -547,6 +614,7 @@ int main(void)
     CU_add_test(s, "echo_and_errors", test_echo_and_errors);
     CU_add_test(s, "garbage_and_oversized", test_garbage_and_oversized);
     CU_add_test(s, "pipelined", test_pipelined);
+    CU_add_test(s, "backpressure", test_backpressure);
     CU_add_test(s, "stream", test_stream);
     CU_add_test(s, "stream_cancel", test_stream_cancel);
     CU_add_test(s, "stream_client_gone", test_stream_client_gone);
