@@ -17,6 +17,9 @@
  * agent can answer for any log; a trace first fetches what is missing of
  * every log known. An entry is the JSON object of
  * hms_audit_entry_to_json plus node and node_key, packed as msgpack.
+ * Reads and verifications run on the audit query thread on a snapshot of
+ * the logs, so a large log never holds the loop; the answer comes as the
+ * end of a stream (a single reply frame for the client).
  * audit.append and audit.import are themselves recorded with the client's
  * uid and pid (append is the entry itself).
  */
@@ -33,7 +36,7 @@
 #define FETCH_MS 3000
 #define TAIL_MAX 100000
 #define EXPORT_PAGE_MAX 5000
-#define FOLLOW_MAX 64
+#define FOLLOW_TAIL_MAX 1000
 
 /* ---- JSON <-> msgpack ------------------------------------------------------ */
 
@@ -193,6 +196,8 @@ typedef struct deferred {
     bool has_key, all, fetch_all;
     size_t n;
     char reqid[HMS_AUDIT_REQID_LEN_MAX + 1];
+    uint64_t since_ns;
+    char cursor[64];
 } deferred;
 
 static void deferred_closed(hms_api_stream *st, void *ctx)
@@ -201,63 +206,80 @@ static void deferred_closed(hms_api_stream *st, void *ctx)
     d->st = NULL;
 }
 
-static json_t *run_query(deferred *d, int *rc)
+static void query_done(void *ctx, json_t *result, int rc)
 {
-    const uint8_t *key = d->has_key ? d->key : NULL;
-    if (strcmp(d->op, "tail") == 0)
-        return hms_audit_query_tail(d->a, key, d->n, rc);
-    if (strcmp(d->op, "get") == 0)
-        return hms_audit_query_find(d->a, key, false, d->reqid, 0, rc);
-    if (strcmp(d->op, "trace") == 0)
-        return hms_audit_query_find(d->a, NULL, true, d->reqid, 0, rc);
-    return hms_audit_query_verify(d->a, key, d->all, rc);
+    deferred *d = ctx;
+    if (d->st) {
+        hms_api_error e;
+        memset(&e, 0, sizeof(e));
+        if (!result)
+            query_failed(rc ? rc : -ENOMEM, &e, d->op);
+        send_json_end(d->st, result, result ? NULL : &e);
+    }
+    json_decref(result);
+    free(d);
+}
+
+/* Hands the query to the audit query thread; the answer ends the stream. */
+static void run_query(deferred *d)
+{
+    hms_audit_query q;
+    memset(&q, 0, sizeof(q));
+    q.key = d->has_key ? d->key : NULL;
+    q.all = d->all;
+    q.n = d->n;
+    if (strcmp(d->op, "tail") == 0) {
+        q.op = HMS_AUDIT_Q_TAIL;
+    } else if (strcmp(d->op, "get") == 0 || strcmp(d->op, "trace") == 0) {
+        q.op = HMS_AUDIT_Q_FIND;
+        q.reqid = d->reqid;
+        q.all = strcmp(d->op, "trace") == 0;
+        q.key = q.all ? NULL : q.key;
+        q.n = 0;
+    } else if (strcmp(d->op, "export") == 0) {
+        q.op = HMS_AUDIT_Q_EXPORT;
+        q.since_ns = d->since_ns;
+        q.cursor = d->cursor;
+    } else {
+        q.op = HMS_AUDIT_Q_VERIFY;
+    }
+    int rc = hms_audit_query_async(d->a, &q, query_done, d);
+    if (rc)
+        query_done(d, NULL, rc);
 }
 
 static void fetch_done(void *ctx, int status)
 {
     deferred *d = ctx;
-    if (d->st) {
-        int rc = 0;
-        json_t *j = run_query(d, &rc);
-        hms_api_error e;
-        memset(&e, 0, sizeof(e));
-        if (!j)
-            query_failed(rc, &e, d->op);
-        send_json_end(d->st, j, j ? NULL : &e);
-        json_decref(j);
+    if (!d->st) {
+        free(d);
+        return;
     }
-    free(d);
+    run_query(d);
 }
 
-/* Answers now, or after fetching the log from its holders. */
+/* Answers after fetching the log from its holders when it is another
+ * node's, always from the query thread. */
 static int query_maybe_fetch(hms_agent *ag, hms_audit *a, const hms_api_req *req, deferred *tmpl,
                              msgpack_packer *res, hms_api_error *err)
 {
-    if (tmpl->has_key || tmpl->fetch_all) {
-        deferred *d = malloc(sizeof(*d));
-        if (!d)
-            return hms_api_fail(err, HMS_API_E_INTERNAL, "out of memory");
-        *d = *tmpl;
-        d->st = hms_api_stream_open(req, deferred_closed, d);
-        if (!d->st) {
-            free(d);
-            return hms_api_fail(err, HMS_API_E_BUSY, "too many streams on this connection");
-        }
-        int fr = d->has_key ? hms_audit_fetch(a, d->key, FETCH_MS, fetch_done, d)
-                            : hms_audit_fetch_all(a, FETCH_MS, fetch_done, d);
-        if (fr == 0)
-            return HMS_API_STREAMING;
-        /* Nothing to fetch: answer on the stream at once. */
-        fetch_done(d, 0);
-        return HMS_API_STREAMING;
+    deferred *d = malloc(sizeof(*d));
+    if (!d)
+        return hms_api_fail(err, HMS_API_E_INTERNAL, "out of memory");
+    *d = *tmpl;
+    d->st = hms_api_stream_open(req, deferred_closed, d);
+    if (!d->st) {
+        free(d);
+        return hms_api_fail(err, HMS_API_E_BUSY, "too many streams on this connection");
     }
-    int rc = 0;
-    json_t *j = run_query(tmpl, &rc);
-    if (!j)
-        return query_failed(rc, err, tmpl->op);
-    pack_json(res, j);
-    json_decref(j);
-    return 0;
+    int fr = -EALREADY;
+    if (d->has_key)
+        fr = hms_audit_fetch(a, d->key, FETCH_MS, fetch_done, d);
+    else if (d->fetch_all)
+        fr = hms_audit_fetch_all(a, FETCH_MS, fetch_done, d);
+    if (fr != 0)
+        run_query(d);
+    return HMS_API_STREAMING;
 }
 
 /* ---- operations --------------------------------------------------------------------- */
@@ -305,6 +327,8 @@ static int op_tail(hms_agent *ag, const hms_api_req *req, msgpack_packer *res, h
         d.has_key = false;
     if (!follow)
         return query_maybe_fetch(ag, a, req, &d, res, err);
+    if (d.n > FOLLOW_TAIL_MAX)
+        d.n = FOLLOW_TAIL_MAX; /* read on the loop: kept short */
     int rc = 0;
     json_t *first = hms_audit_query_tail(a, d.has_key ? d.key : NULL, d.n, &rc);
     if (!first && rc != -ENOENT)
@@ -382,27 +406,37 @@ static int op_export(hms_agent *ag, const hms_api_req *req, msgpack_packer *res,
                      hms_api_error *err)
 {
     hms_audit *a = req->ctx;
-    uint8_t key[32];
-    bool has_key;
-    if (node_arg(a, req, key, &has_key, err))
+    deferred d;
+    memset(&d, 0, sizeof(d));
+    d.a = a;
+    snprintf(d.op, sizeof(d.op), "export");
+    if (node_arg(a, req, d.key, &d.has_key, err))
         return -1;
-    uint64_t since = 0, limit = 1000;
-    if (hms_api_arg_u64(req, "since", &since) == -EINVAL)
+    uint64_t limit = 1000;
+    if (hms_api_arg_u64(req, "since", &d.since_ns) == -EINVAL)
         return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "field 'since' must be nanoseconds");
     if (hms_api_arg_u64(req, "limit", &limit) == -EINVAL || limit == 0 || limit > EXPORT_PAGE_MAX)
         return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "field 'limit' must be 1-%d",
                             EXPORT_PAGE_MAX);
-    char cursor[64] = "";
-    if (hms_api_arg_str(req, "cursor", cursor, sizeof(cursor)) == -EINVAL)
+    d.n = limit;
+    if (hms_api_arg_str(req, "cursor", d.cursor, sizeof(d.cursor)) == -EINVAL)
         return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "field 'cursor' must be a string");
-    int rc = 0;
-    json_t *j = hms_audit_query_export(a, has_key ? key : NULL, since, cursor, limit, &rc);
-    if (!j)
-        return rc == -EINVAL ? hms_api_fail(err, HMS_API_E_BAD_REQUEST, "bad cursor '%s'", cursor)
-                             : query_failed(rc, err, "export");
-    pack_json(res, j);
-    json_decref(j);
-    return 0;
+    size_t li, si;
+    if (d.cursor[0] && sscanf(d.cursor, "%zu:%zu", &li, &si) != 2)
+        return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "bad cursor '%s'", d.cursor);
+    /* pages of one log, or of every log held: no fetch, the cursor walks
+     * what is here */
+    deferred *p = malloc(sizeof(*p));
+    if (!p)
+        return hms_api_fail(err, HMS_API_E_INTERNAL, "out of memory");
+    *p = d;
+    p->st = hms_api_stream_open(req, deferred_closed, p);
+    if (!p->st) {
+        free(p);
+        return hms_api_fail(err, HMS_API_E_BUSY, "too many streams on this connection");
+    }
+    run_query(p);
+    return HMS_API_STREAMING;
 }
 
 static int op_status(hms_agent *ag, const hms_api_req *req, msgpack_packer *res,

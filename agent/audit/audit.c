@@ -426,6 +426,17 @@ int hms_audit_new(struct ev_loop *loop, const hms_audit_config *cfg, hms_audit *
         a->w.has_sealed_durable = true;
         pthread_mutex_unlock(&a->w.mu);
     }
+    r = audit_qworker_start(a);
+    if (r) {
+        snprintf(err, errlen, "cannot start the audit query thread: %s", strerror(-r));
+        awriter_stop(&a->w);
+        awriter_destroy(&a->w);
+        ev_async_stop(loop, &a->async);
+        astore_close(&a->store);
+        sodium_memzero(a->sk, sizeof(a->sk));
+        free(a);
+        return r;
+    }
     double iv = a->seal_age_ms / 4000.0;
     if (iv < 0.01)
         iv = 0.01;
@@ -444,6 +455,7 @@ void hms_audit_delete(hms_audit *a)
         return;
     audit_seal_open(a);
     ev_timer_stop(a->loop, &a->seal_timer);
+    audit_qworker_stop(a);
     awriter_stop(&a->w);
     ev_async_stop(a->loop, &a->async);
     /* Whatever the writer finished counts; callers still waiting learn it. */

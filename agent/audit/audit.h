@@ -143,6 +143,23 @@ json_t *hms_audit_query_export(hms_audit *a, const uint8_t *key, uint64_t since_
 json_t *hms_audit_query_verify(hms_audit *a, const uint8_t *key, bool all, int *err);
 json_t *hms_audit_query_status(hms_audit *a);
 
+/* The same queries on the audit query thread (large logs never hold the
+ * loop): done(ctx, result, rc) runs later on the loop with the result (the
+ * callee owns it) or NULL and rc, also -ECANCELED at shutdown. */
+enum { HMS_AUDIT_Q_TAIL = 1, HMS_AUDIT_Q_FIND, HMS_AUDIT_Q_EXPORT, HMS_AUDIT_Q_VERIFY };
+typedef struct hms_audit_query {
+    int op;
+    const uint8_t *key; /* NULL: own log (FIND/EXPORT with all: every log) */
+    bool all;
+    size_t n;           /* TAIL: entries; FIND: limit (0: all); EXPORT: page size */
+    const char *reqid;  /* FIND */
+    uint64_t since_ns;  /* EXPORT */
+    const char *cursor; /* EXPORT */
+} hms_audit_query;
+typedef void (*hms_audit_query_done)(void *ctx, json_t *result, int rc);
+int hms_audit_query_async(hms_audit *a, const hms_audit_query *q, hms_audit_query_done done,
+                          void *ctx);
+
 /* Followers of one log (key NULL: own): fn gets each new entry as JSON
  * (borrowed). */
 typedef void (*hms_audit_follow_fn)(void *ctx, json_t *entry);

@@ -47,6 +47,14 @@ struct hms_audit {
     void (*on_tick)(hms_audit *a, void *ctx);
     void *on_tick_ctx;
 
+    /* Query thread (qworker.c). */
+    pthread_t qthread;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    bool qrunning, qstop;
+    struct qjob *qjobs, *qdone;
+    ev_async qasync;
+
     struct hms_agent *agent; /* NULL when run without an agent (tests, bench) */
     struct audit_repl *repl;
 
@@ -55,6 +63,10 @@ struct hms_audit {
 };
 
 int audit_seal_open(hms_audit *a);
+int audit_qworker_start(hms_audit *a);
+void audit_qworker_stop(hms_audit *a);
+/* query.c: adds what replicas report to a verification report (loop). */
+void audit_verify_add_replicas(hms_audit *a, json_t *report);
 void audit_submit_job(hms_audit *a, ajob *j);
 
 #endif

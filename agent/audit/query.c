@@ -408,6 +408,28 @@ static json_t *verify_log(hms_audit *a, alog *l, bool *ok)
     return o;
 }
 
+void audit_verify_add_replicas(hms_audit *a, json_t *report)
+{
+    json_t *logs = json_object_get(report, "logs");
+    for (size_t i = 0; i < json_array_size(logs); i++) {
+        json_t *o = json_array_get(logs, i);
+        uint8_t key[32];
+        const char *kh = json_string_value(json_object_get(o, "key"));
+        alog *l = kh && hms_audit_unhex(kh, key, 32) == 0 ? astore_find(&a->store, key) : NULL;
+        json_t *probs = json_object_get(o, "problems");
+        if (!l || !probs)
+            continue;
+        size_t before = json_array_size(probs);
+        json_t *reps = audit_repl_verify_log(a, l, probs);
+        if (reps)
+            json_object_set_new(o, "replicas", reps);
+        if (json_array_size(probs) > before) {
+            json_object_set_new(o, "ok", json_false());
+            json_object_set_new(report, "ok", json_false());
+        }
+    }
+}
+
 json_t *hms_audit_query_verify(hms_audit *a, const uint8_t *key, bool all, int *err)
 {
     *err = 0;

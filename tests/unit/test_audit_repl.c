@@ -87,6 +87,32 @@ static uint8_t *seg_bytes(const char *dir, const uint8_t *pk, uint64_t segno, si
     return b;
 }
 
+struct qres {
+    int done, rc;
+    json_t *res;
+};
+
+static void on_query(void *ctx, json_t *result, int rc)
+{
+    struct qres *q = ctx;
+    q->done++;
+    q->rc = rc;
+    q->res = result;
+}
+
+/* Runs a query on the audit query thread and waits for its answer. */
+static json_t *query_async(struct ev_loop *loop, hms_audit *a, const hms_audit_query *q)
+{
+    struct qres r = {0, 0, NULL};
+    CU_ASSERT_EQUAL_FATAL(hms_audit_query_async(a, q, on_query, &r), 0);
+    for (int i = 0; i < 2000 && !r.done; i++) {
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    CU_ASSERT_EQUAL(r.done, 1);
+    return r.res;
+}
+
 static void test_intake(void)
 {
     uint8_t pk1[32], sk1[64], pk2[32], sk2[64], pk3[32], sk3[64];
@@ -176,6 +202,19 @@ static void test_intake(void)
     rep = hms_audit_query_verify(r, NULL, true, &err);
     CU_ASSERT(rep && json_is_false(json_object_get(rep, "ok")));
     json_decref(rep);
+    /* the same on the query thread, with what gossip says added on the loop */
+    hms_audit_query q = {.op = HMS_AUDIT_Q_VERIFY, .all = true};
+    rep = query_async(loop, r, &q);
+    CU_ASSERT(rep && json_is_false(json_object_get(rep, "ok")));
+    json_decref(rep);
+    q = (hms_audit_query){.op = HMS_AUDIT_Q_VERIFY, .key = pk1};
+    rep = query_async(loop, r, &q);
+    CU_ASSERT(rep && json_array_size(json_object_get(rep, "logs")) == 1);
+    json_decref(rep);
+    q = (hms_audit_query){.op = HMS_AUDIT_Q_TAIL, .key = pk1, .n = 3};
+    tail = query_async(loop, r, &q);
+    CU_ASSERT_EQUAL(json_array_size(tail), 3);
+    json_decref(tail);
     /* trace merges every log by time; export pages through everything */
     json_t *all = hms_audit_query_find(r, NULL, true, NULL, 0, &err);
     CU_ASSERT(json_array_size(all) >= 8);
