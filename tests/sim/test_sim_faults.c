@@ -1,7 +1,8 @@
 /*
  * Scenarios under faults: no live node is ever declared dead over ten
- * simulated minutes with 10 % loss on every link and one node paused for
- * 2 s every 30 s (Lifeguard's reason to exist); a third of the cluster cut
+ * simulated minutes with 10 % loss on every link (plus 2 % duplicates and
+ * reordering) and one node paused for 2 s every 30 s (Lifeguard's reason to
+ * exist); a third of the cluster cut
  * off for five minutes merges back into one cluster by itself.
  */
 #include <string.h>
@@ -42,6 +43,9 @@ static void lossy(size_t n, uint64_t dflt_seed)
     sim_config_default(&c, n, sim_test_seed(dflt_seed));
     c.on_event = on_event;
     c.ctx = &cnt;
+    /* Duplicates, and latencies spread wide enough to reorder packets. */
+    c.dup = 0.02;
+    c.latency_max = HMS_MS(5);
     sim_t *s = sim_new(&c);
     CU_ASSERT_FATAL(s != NULL);
     sim_start_all(s, HMS_SEC(2));
