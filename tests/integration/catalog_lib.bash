@@ -14,7 +14,7 @@ OTHER=()
 N1_ARGS=()
 CLEANUP_HOOK="" # a command run by cleanup after the agents are stopped
 OFFSET=${OFFSET:-0} # agent i binds 127.0.PREFIX.(OFFSET+i):GPORT
-GPORT=7961            # not the default port: fewer clashes with ad-hoc agents
+GPORT=                # chosen by start_cluster: free for UDP and TCP on every address
 fail() { echo "FAIL: $*"; for f in "$W"/log*; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
 cleanup() {
   local code=$? p k bad=0
@@ -43,6 +43,30 @@ ctl() { local i=$1; shift; "$CTL" --socket "$W/s$i" "$@"; }
 start_cluster() {
   local n=$1 p=$2 i; shift 2
   N=$n; PREFIX=$p
+  # A random port free on all the addresses, so that two runs of the suite
+  # at once (two build dirs) do not collide on the same addresses.
+  GPORT=$(python3 - "$p" "$OFFSET" "$n" <<'PY'
+import random, socket, sys
+p, off, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(200):
+    port = random.randint(20000, 59999)
+    socks = []
+    try:
+        for i in range(1, n + 1):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                socks.append(s)
+                s.bind(("127.0.%s.%d" % (p, off + i), port))
+        print(port)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()
+PY
+)
+  [ -n "$GPORT" ] || fail "no free port on 127.0.$p.x"
   "$CTL" ca bootstrap --names "$(seq -s, -f 'n%g' 1 "$n")" --out "$W/pki" >/dev/null || fail "ca bootstrap"
   for i in $(seq 1 "$n"); do
     local args=(--node "n$i" --bind "127.0.$p.$((OFFSET + i)):$GPORT" --data-dir "$W/d$i" --socket "$W/s$i"
