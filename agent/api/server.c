@@ -472,15 +472,6 @@ static void conn_input(hms_api_conn *c, const uint8_t *p, size_t n)
             c->frame = NULL;
             dispatch(c, f, c->frame_len);
             free(f);
-            if (!c->dead && out_pending(c) > HMS_API_OUTBUF_MAX / 4) {
-                /* Stop here; the rest of the input stays in the kernel
-                 * buffer until the client reads its replies. */
-                conn_flush(c);
-                if (n > 0 && !c->dead) {
-                    /* What was read already must still be processed. */
-                    continue;
-                }
-            }
         }
     }
 }
@@ -501,6 +492,8 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             conn_kill(c);
         return;
     }
+    /* The whole chunk is processed (at most READ_CHUNK bytes of requests);
+     * conn_flush then stops reading while many replies wait to be sent. */
     conn_input(c, buf, (size_t)n);
     if (!c->dead)
         conn_commit(c);
