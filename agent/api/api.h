@@ -20,9 +20,11 @@
  * Handlers run on the agent's loop and must not block.
  *
  * Limits (docs/api.md): HMS_API_CLIENTS_MAX connections (more are accepted
- * and closed at once, counted), HMS_API_OUTBUF_MAX bytes of unsent replies
- * per connection (a client that does not read is disconnected, counted),
- * HMS_API_STREAMS_MAX open streams per connection.
+ * and closed at once, counted), HMS_API_OUTBUF_MAX bytes of unsent stream
+ * frames per connection (a client that does not read its stream is
+ * disconnected, counted; for plain replies the server stops taking the
+ * client's requests instead), HMS_API_STREAMS_MAX open streams per
+ * connection.
  */
 #ifndef HMS_AGENT_API_H
 #define HMS_AGENT_API_H

@@ -9,9 +9,10 @@
  * usable; a length above HMS_API_FRAME_HARD_MAX means the stream is not this
  * protocol, so the error is sent and the connection closed. A frame that is
  * not a valid request gets "bad_frame"/"bad_request" and the connection goes
- * on. A client that sends faster than it reads is paused (input is not read
- * while more than HMS_API_OUTBUF_MAX/4 bytes wait to be sent); a stream that
- * overflows the output buffer drops the connection.
+ * on. A client that sends faster than it reads is paused: once
+ * HMS_API_OUTBUF_MAX/2 bytes of replies wait, the input already read is kept
+ * aside and the socket is not read, until less than HMS_API_OUTBUF_MAX/4
+ * wait. A stream that overflows HMS_API_OUTBUF_MAX drops the connection.
  *
  * Connections are closed in two steps: conn_kill() closes the socket and
  * marks the connection dead at once, and a zero-delay timer frees it and
@@ -64,6 +65,9 @@ struct hms_api_conn {
     uint8_t *frame; /* payload being read */
     size_t frame_len, frame_have;
     uint64_t skip_left; /* bytes of an oversized frame still to skip */
+    uint8_t *pend;      /* input read but not processed while replies wait */
+    size_t pend_len;
+    ev_timer resume; /* processes pend from the loop once replies left */
     /* output */
     msgpack_sbuffer out;
     size_t out_off;
@@ -196,6 +200,7 @@ static void reaper_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         msgpack_sbuffer_destroy(&c->out);
         free(c->frame);
+        free(c->pend);
         free(c);
     }
 }
@@ -208,6 +213,7 @@ static void conn_kill(hms_api_conn *c)
     c->dead = true;
     ev_io_stop(api->loop, &c->rio);
     ev_io_stop(api->loop, &c->wio);
+    ev_timer_stop(api->loop, &c->resume);
     close(c->fd);
     c->fd = -1;
     if (c->prev)
@@ -264,17 +270,28 @@ static void conn_flush(hms_api_conn *c)
         }
         ev_io_start(c->api->loop, &c->wio);
     }
-    /* Back-pressure: read again once most of the output left. */
-    if (out_pending(c) <= HMS_API_OUTBUF_MAX / 4 && !c->close_after_flush)
-        ev_io_start(c->api->loop, &c->rio);
-    else
+    /* Back-pressure: requests are taken again once most of the output
+     * left, first those already read (pend), then the socket's. */
+    if (out_pending(c) <= HMS_API_OUTBUF_MAX / 4 && !c->close_after_flush) {
+        if (c->pend) {
+            if (!ev_is_active(&c->resume)) {
+                ev_timer_set(&c->resume, 0., 0.);
+                ev_timer_start(c->api->loop, &c->resume);
+            }
+        } else {
+            ev_io_start(c->api->loop, &c->rio);
+        }
+    } else {
         ev_io_stop(c->api->loop, &c->rio);
+    }
 }
 
-/* Checks the output bound after a frame was appended. */
-static int conn_commit(hms_api_conn *c)
+/* Sends what was appended. Replies to requests are bounded by pausing
+ * the input; stream frames are not, so a stream that overflows the output
+ * bound drops its client. */
+static int conn_commit(hms_api_conn *c, bool stream)
 {
-    if (out_pending(c) > HMS_API_OUTBUF_MAX) {
+    if (stream && out_pending(c) > HMS_API_OUTBUF_MAX) {
         c->api->st.slow_clients++;
         HMS_WARN("api: dropping client pid %d: %zu bytes of replies unread", (int)c->pid,
                  out_pending(c));
@@ -416,6 +433,18 @@ static void conn_input(hms_api_conn *c, const uint8_t *p, size_t n)
 {
     hms_api *api = c->api;
     while (n > 0 && !c->dead && !c->close_after_flush) {
+        if (out_pending(c) > HMS_API_OUTBUF_MAX / 2) {
+            /* Keep the rest for later: the client must read first. */
+            uint8_t *keep = malloc(n);
+            if (!keep) {
+                conn_kill(c);
+                return;
+            }
+            memcpy(keep, p, n);
+            c->pend = keep;
+            c->pend_len = n;
+            return;
+        }
         if (c->skip_left > 0) {
             size_t k = c->skip_left < n ? (size_t)c->skip_left : n;
             c->skip_left -= k;
@@ -476,6 +505,19 @@ static void conn_input(hms_api_conn *c, const uint8_t *p, size_t n)
     }
 }
 
+static void conn_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    hms_api_conn *c = w->data;
+    uint8_t *buf = c->pend;
+    size_t len = c->pend_len;
+    c->pend = NULL;
+    c->pend_len = 0;
+    conn_input(c, buf, len);
+    free(buf);
+    if (!c->dead)
+        conn_commit(c, false);
+}
+
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     hms_api_conn *c = w->data;
@@ -496,7 +538,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
      * conn_flush then stops reading while many replies wait to be sent. */
     conn_input(c, buf, (size_t)n);
     if (!c->dead)
-        conn_commit(c);
+        conn_commit(c, false);
 }
 
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -564,7 +606,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         msgpack_sbuffer_init(&c->out);
         ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
         ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
-        c->rio.data = c->wio.data = c;
+        ev_timer_init(&c->resume, conn_resume_cb, 0., 0.);
+        c->rio.data = c->wio.data = c->resume.data = c;
         ev_io_start(loop, &c->rio);
         c->next = api->conns;
         if (api->conns)
@@ -747,7 +790,7 @@ int hms_api_stream_send(hms_api_stream *st, const void *result, size_t len)
     if (c->dead)
         return -ENOBUFS;
     hms_api_encode_ok(&c->out, true, st->id, true, result, len);
-    return conn_commit(c);
+    return conn_commit(c, true);
 }
 
 void hms_api_stream_end(hms_api_stream *st, const void *result, size_t len,
@@ -767,7 +810,7 @@ void hms_api_stream_end(hms_api_stream *st, const void *result, size_t len,
             send_error(c, true, st->id, err->code ? err->code : HMS_API_E_FAILED, err->message);
         else
             hms_api_encode_ok(&c->out, true, st->id, false, result, len);
-        conn_commit(c);
+        conn_commit(c, true);
     }
     free(st);
 }

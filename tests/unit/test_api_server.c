@@ -120,10 +120,24 @@ static int op_watch(struct hms_agent *a, const hms_api_req *req, msgpack_packer 
     return HMS_API_STREAMING;
 }
 
+/* A small request with a large reply (32 KiB). */
+static int op_big(struct hms_agent *a, const hms_api_req *req, msgpack_packer *res,
+                  hms_api_error *err)
+{
+    static char blob[32768];
+    msgpack_pack_bin(res, sizeof(blob));
+    msgpack_pack_bin_body(res, blob, sizeof(blob));
+    return 0;
+}
+
 static const hms_api_op ops[] = {
-    {"watch", op_watch, 0}, {"echo", op_echo, 0},
-    {"fail", op_fail, 0},   {"admin_echo", op_echo, HMS_API_ADMIN},
-    {"count", op_count, 0}, {NULL, NULL, 0},
+    {"big", op_big, 0},
+    {"watch", op_watch, 0},
+    {"echo", op_echo, 0},
+    {"fail", op_fail, 0},
+    {"admin_echo", op_echo, HMS_API_ADMIN},
+    {"count", op_count, 0},
+    {NULL, NULL, 0},
 };
 
 static void stop_cb(struct ev_loop *l, ev_async *w, int revents)
@@ -422,6 +436,46 @@ static void test_backpressure(void)
     close(fd);
 }
 
+/* Many small requests with large replies in one write: far more output
+ * than the per-client bound, all delivered, none dropped. */
+static void test_amplified(void)
+{
+    hms_api_stats before, after;
+    hms_api_get_stats(api, &before);
+    int fd = raw_connect();
+    CU_ASSERT_FATAL(fd >= 0);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    const uint64_t n = 1000; /* 32 MiB of replies for 20 KiB of requests */
+    for (uint64_t i = 1; i <= n; i++)
+        hms_api_encode_request(&out, i, "big", NULL, 0);
+    CU_ASSERT_EQUAL(send(fd, out.data, out.size, 0), (ssize_t)out.size);
+    msgpack_sbuffer_destroy(&out);
+    uint8_t *buf = malloc(1 << 16);
+    uint64_t got = 0;
+    for (uint64_t i = 1; i <= n; i++) {
+        uint8_t h[4];
+        if (read_n(fd, h, 4) < 0)
+            break;
+        uint32_t len = hms_api_get_len(h);
+        if (len > (1 << 16) || read_n(fd, buf, len) < 0)
+            break;
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        hms_api_reply rep;
+        if (hms_api_decode_reply(&u, buf, len, &rep) == 0 && rep.ok && rep.id == i)
+            got++;
+        msgpack_unpacked_destroy(&u);
+        if (i % 100 == 0)
+            usleep(2000); /* a slow reader */
+    }
+    CU_ASSERT_EQUAL(got, n);
+    hms_api_get_stats(api, &after);
+    CU_ASSERT_EQUAL(after.slow_clients, before.slow_clients);
+    free(buf);
+    close(fd);
+}
+
 static void test_stream(void)
 {
     hms_client *c;
@@ -615,6 +669,7 @@ int main(void)
     CU_add_test(s, "garbage_and_oversized", test_garbage_and_oversized);
     CU_add_test(s, "pipelined", test_pipelined);
     CU_add_test(s, "backpressure", test_backpressure);
+    CU_add_test(s, "amplified", test_amplified);
     CU_add_test(s, "stream", test_stream);
     CU_add_test(s, "stream_cancel", test_stream_cancel);
     CU_add_test(s, "stream_client_gone", test_stream_client_gone);
