@@ -180,6 +180,9 @@ static int query_failed(int rc, hms_api_error *err, const char *what)
     if (rc == -ENOENT)
         return hms_api_fail(err, HMS_API_E_NOT_FOUND, "%s: this agent holds no copy of that log",
                             what);
+    if (rc == -EBUSY)
+        return hms_api_fail(err, HMS_API_E_BUSY, "%s: too many audit queries running; retry",
+                            what);
     if (rc == -EBADMSG)
         return hms_api_fail(err, HMS_API_E_FAILED,
                             "%s: the stored log does not verify (run audit verify)", what);

@@ -80,7 +80,7 @@ typedef struct hms_audit_config {
     uint32_t seal_entries;    /* seal after this many entries (0: 4096) */
     uint32_t seal_age_ms;     /* seal an open segment this old (0: 1000) */
     uint32_t commit_delay_us; /* group-commit window before fsync (0: none) */
-    bool durable;             /* emit() of admin/business entries waits for fsync */
+    bool durable;             /* default for socket appends: answer after fsync */
     uint32_t replicas;        /* R: copies of every log held by others (0: 3) */
     uint64_t retain_age_s;    /* keep sealed segments locally at least this long (0: forever) */
     uint64_t retain_bytes;    /* ... or until the log is bigger than this (0: no limit) */
@@ -145,7 +145,9 @@ json_t *hms_audit_query_status(hms_audit *a);
 
 /* The same queries on the audit query thread (large logs never hold the
  * loop): done(ctx, result, rc) runs later on the loop with the result (the
- * callee owns it) or NULL and rc, also -ECANCELED at shutdown. */
+ * callee owns it) or NULL and rc, also -ECANCELED at shutdown. At most
+ * HMS_AUDIT_QUERIES_MAX wait at once: -EBUSY beyond (done not called). */
+#define HMS_AUDIT_QUERIES_MAX 64
 enum { HMS_AUDIT_Q_TAIL = 1, HMS_AUDIT_Q_FIND, HMS_AUDIT_Q_EXPORT, HMS_AUDIT_Q_VERIFY };
 typedef struct hms_audit_query {
     int op;

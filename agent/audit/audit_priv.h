@@ -53,6 +53,7 @@ struct hms_audit {
     pthread_cond_t qcv;
     bool qrunning, qstop;
     struct qjob *qjobs, *qdone;
+    uint32_t qpending; /* loop side: submitted, not yet answered */
     ev_async qasync;
 
     struct hms_agent *agent; /* NULL when run without an agent (tests, bench) */

@@ -154,6 +154,7 @@ static void *qworker_main(void *arg)
 
 static void finish(hms_audit *a, struct qjob *j)
 {
+    a->qpending--;
     if (j->q.op == HMS_AUDIT_Q_VERIFY && j->result)
         audit_verify_add_replicas(a, j->result);
     j->done(j->ctx, j->result, j->rc);
@@ -191,6 +192,8 @@ int hms_audit_query_async(hms_audit *a, const hms_audit_query *q, hms_audit_quer
         return -EINVAL;
     if (!a->qrunning)
         return -ESHUTDOWN;
+    if (a->qpending >= HMS_AUDIT_QUERIES_MAX)
+        return -EBUSY;
     struct qjob *j = calloc(1, sizeof(*j));
     if (!j)
         return -ENOMEM;
@@ -209,6 +212,7 @@ int hms_audit_query_async(hms_audit *a, const hms_audit_query *q, hms_audit_quer
         free(j);
         return -ENOMEM;
     }
+    a->qpending++;
     pthread_mutex_lock(&a->qmu);
     struct qjob **pp = &a->qjobs;
     while (*pp)
@@ -253,6 +257,7 @@ void audit_qworker_stop(hms_audit *a)
         struct qjob *j = a->qjobs;
         a->qjobs = j->next;
         snap_free(j->snap);
+        a->qpending--;
         j->done(j->ctx, NULL, -ECANCELED);
         free(j);
     }
