@@ -129,7 +129,9 @@ typedef struct bcast {
 
 typedef struct suspicion {
     hms_time start, min, max, deadline;
-    hms_time verify_at; /* next direct ping of the suspect */
+    hms_time verify_at;    /* next direct ping of the suspect */
+    hms_time verify_check; /* when that ping counts as unanswered; 0: none out */
+    uint32_t verify_seq;
     uint32_t k, n;
     uint64_t accusers[SUSPICION_K + 1]; /* name hashes: the first and confirmers */
 } suspicion;
@@ -217,7 +219,7 @@ struct swim {
         bool active, acked, indirect_sent;
         member *target;
         uint32_t seq;
-        hms_time start, timeout_at, end_at;
+        hms_time start, timeout_at, end_at, give_up_at;
         uint32_t nrelays, nacks;
         uint8_t relay_keys[INDIRECT_MAX][SWIM_KEY_LEN];
     } probe;
@@ -1290,6 +1292,13 @@ static void probe_indirect(swim_t *s)
     member *t = s->probe.target;
     uint32_t k = s->p.indirect_checks < INDIRECT_MAX ? s->p.indirect_checks : INDIRECT_MAX;
     s->probe.indirect_sent = true;
+    /* The relays answer within their own probe timeout; past that and half
+     * as much again, silence is the answer (earlier than the period end,
+     * which only paces the next probe). */
+    hms_time to = scaled(s, s->p.probe_timeout_ms);
+    s->probe.give_up_at = s->probe.timeout_at + to + to / 2;
+    if (s->probe.give_up_at > s->probe.end_at)
+        s->probe.give_up_at = s->probe.end_at;
     /* A second direct ping alongside the indirect ones (memberlist sends a
      * TCP ping at this point): a lost datagram on the direct path alone no
      * longer makes a suspect. */
@@ -1412,6 +1421,14 @@ static void on_ack(swim_t *s, const gossip_msg *g, bool nack, const uint8_t *key
     }
     if (nack)
         return;
+    for (size_t i = 0; i < s->nsuspects; i++) {
+        suspicion *sp = s->suspects[i]->susp;
+        if (sp && sp->verify_check && sp->verify_seq == g->seq &&
+            key_eq(key, s->suspects[i]->key)) {
+            sp->verify_check = 0; /* it answered: no confirmation from us */
+            return;
+        }
+    }
     relay *r = relay_by_seq(s, g->seq);
     if (!r)
         return; /* late ack of a finished probe */
@@ -1905,6 +1922,16 @@ hms_time swim_tick(swim_t *s, hms_time now)
 {
     out_gc(s);
     /* Suspicion timers. */
+    for (size_t i = 0; i < s->nsuspects && !s->leaving; i++) {
+        suspicion *sp = s->suspects[i]->susp;
+        if (sp && sp->verify_check && now >= sp->verify_check) {
+            /* Our own look found it silent too: an independent confirmation,
+             * gossiped like one from a failed probe. */
+            sp->verify_check = 0;
+            member *m = s->suspects[i];
+            on_suspect(s, m->name, m->key, m->inc, s->self->name, now);
+        }
+    }
     for (size_t i = 0; i < s->nsuspects && !s->leaving;) {
         member *m = s->suspects[i];
         if (m->susp && now >= m->susp->deadline) {
@@ -1922,7 +1949,9 @@ hms_time swim_tick(swim_t *s, hms_time now)
             if (iv < 2 * HMS_MS(s->p.probe_timeout_ms))
                 iv = 2 * HMS_MS(s->p.probe_timeout_ms);
             m->susp->verify_at = now + iv;
-            send_ping(s, m, ++s->seq, &m->addr, m->key);
+            m->susp->verify_seq = ++s->seq;
+            m->susp->verify_check = now + 2 * scaled(s, s->p.probe_timeout_ms);
+            send_ping(s, m, m->susp->verify_seq, &m->addr, m->key);
         }
         i++;
     }
@@ -1942,6 +1971,9 @@ hms_time swim_tick(swim_t *s, hms_time now)
     /* Probe. */
     if (s->probe.active && !s->probe.acked && !s->probe.indirect_sent && now >= s->probe.timeout_at)
         probe_indirect(s);
+    if (s->probe.active && !s->probe.acked && s->probe.indirect_sent &&
+        (now >= s->probe.give_up_at || (s->probe.nrelays && s->probe.nacks >= s->probe.nrelays)))
+        probe_finish(s, now);
     if (s->probe.active && now >= s->probe.end_at)
         probe_finish(s, now);
     if (!s->leaving && !s->probe.active && now >= s->next_probe)
@@ -1984,11 +2016,15 @@ hms_time swim_tick(swim_t *s, hms_time now)
         next = min_t(next, s->probe.end_at);
         if (!s->probe.acked && !s->probe.indirect_sent)
             next = min_t(next, s->probe.timeout_at);
+        if (!s->probe.acked && s->probe.indirect_sent)
+            next = min_t(next, s->probe.give_up_at);
     }
     for (size_t i = 0; i < s->nsuspects && !s->leaving; i++) {
         suspicion *sp = s->suspects[i]->susp;
         if (sp)
             next = min_t(next, min_t(sp->deadline, sp->verify_at));
+        if (sp && sp->verify_check)
+            next = min_t(next, sp->verify_check);
     }
     for (int i = 0; i < RELAY_SLOTS; i++) {
         relay *r = &s->relays[i];

@@ -208,18 +208,21 @@ static void test_arithmetic(void)
     CU_ASSERT_EQUAL(swim_profile_by_name("wan", &p), 0);
     CU_ASSERT_EQUAL(swim_profile_by_name("local", &p), 0);
     CU_ASSERT_EQUAL(swim_profile_by_name("fast", &p), -EINVAL);
-    /* min = max(floor, mult * max(1, log10 n) * interval): lan is 2 x 0.6 s
-     * with a 2.5 s floor, which rules up to n = 10^(2.5 / 1.2) = 120. */
+    /* min = max(floor, mult * max(1, log10 n) * interval): lan is 1 x 0.7 s
+     * with a 2.5 s floor, which rules up to n = 10^(2.5 / 0.7) = 3728. */
     CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 1), HMS_MS(2500));
-    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 64), HMS_MS(2500));
-    hms_time m128 = swim_suspicion_min(&lan, 128);
-    CU_ASSERT(fabs((double)m128 - 2.0 * log10(128.0) * 600000.0) < 2.0);
-    hms_time m1000 = swim_suspicion_min(&lan, 1000);
-    CU_ASSERT(fabs((double)m1000 - 3.6e6) < 2.0);
-    CU_ASSERT_EQUAL(swim_suspicion_max(&lan, 128), 6 * m128);
-    swim_profile nofloor = lan;
-    nofloor.suspicion_floor_ms = 0;
-    CU_ASSERT_EQUAL(swim_suspicion_min(&nofloor, 10), HMS_MS(1200));
+    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 128), HMS_MS(2500));
+    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 3000), HMS_MS(2500));
+    hms_time m1e4 = swim_suspicion_min(&lan, 10000);
+    CU_ASSERT(fabs((double)m1e4 - 4.0 * 700000.0) < 2.0);
+    CU_ASSERT_EQUAL(swim_suspicion_max(&lan, 128), HMS_SEC(15));
+    swim_profile ml = lan; /* memberlist's LAN: 4 x log10 n x 1 s, no floor */
+    ml.suspicion_mult = 4;
+    ml.probe_interval_ms = 1000;
+    ml.suspicion_floor_ms = 0;
+    CU_ASSERT_EQUAL(swim_suspicion_min(&ml, 10), HMS_SEC(4));
+    hms_time m128 = swim_suspicion_min(&ml, 128);
+    CU_ASSERT(fabs((double)m128 - 4.0 * log10(128.0) * 1e6) < 2.0);
     hms_time min = HMS_SEC(2), max = HMS_SEC(12);
     CU_ASSERT_EQUAL(swim_suspicion_timeout(0, 3, min, max), max);
     CU_ASSERT_EQUAL(swim_suspicion_timeout(1, 3, min, max), HMS_SEC(7)); /* log 2 / log 4 = 1/2 */
@@ -375,7 +378,7 @@ static void test_health_multiplier(void)
     swim_get_stats(s, &st);
     CU_ASSERT_EQUAL(st.health_score, 0);
     printf("pings in 10 s: healthy %zu, degraded %zu ", healthy, degraded);
-    CU_ASSERT(healthy >= 15);
+    CU_ASSERT(healthy * lan.probe_interval_ms >= 8000); /* 80 % of one per period */
     CU_ASSERT(degraded * 2 < healthy);
     swim_delete(s);
 }
