@@ -448,6 +448,142 @@ static void test_lookup_filters(void)
     cat_view_delete(v);
 }
 
+/* ---- randomized convergence ---------------------------------------------- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+typedef struct msg {
+    int to;
+    uint8_t *buf; /* an encoded set, as a fetch reply carries it */
+    size_t len;
+} msg;
+
+/*
+ * N views; each changes its own set at random; snapshots travel to random
+ * views with reordering, duplication and loss (stale sets arrive late).
+ * Held versions never go back; after a final round of current snapshots
+ * in random order (mixed with stale ones), every view holds every other
+ * node's current set. Failures print the seed.
+ */
+static void test_random_convergence(void)
+{
+    enum { N = 12, STEPS = 3000, QMAX = 4000 };
+    const char *env = getenv("HMS_TEST_SEED");
+    uint64_t seed = env ? strtoull(env, NULL, 0) : 0xC0FFEEULL;
+    rng = seed;
+    cat_view *v[N];
+    char names[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "n%02d", i);
+        v[i] = cat_view_new(names[i], 1000);
+    }
+    msg *q = calloc(QMAX, sizeof(msg));
+    size_t nq = 0;
+    uint64_t clock = 1000;
+    bool ok = true;
+    for (int step = 0; step < STEPS && ok; step++) {
+        int i = (int)(rnd() % N);
+        uint64_t r = rnd() % 10;
+        char err[256];
+        bool changed;
+        if (r < 4) { /* a local change */
+            cat_instance x;
+            char id[16];
+            snprintf(id, sizeof(id), "s%llu", (unsigned long long)(rnd() % 6));
+            mk(&x, id, rnd() % 2 ? "api" : "db", (uint16_t)(1 + rnd() % 1000),
+               (cat_status)(rnd() % 3));
+            /* the clock sometimes stalls: versions must still rise */
+            clock += rnd() % 3;
+            if (rnd() % 4 == 0)
+                cat_view_local_del(v[i], id, clock);
+            else
+                cat_view_local_put(v[i], &x, clock, &changed, err, sizeof(err));
+            cat_instance_clear(&x);
+        } else if (r < 8 && nq < QMAX) { /* a snapshot leaves for someone */
+            const cat_node *s = cat_view_self(v[i]);
+            msg *m = &q[nq++];
+            m->to = (int)(rnd() % N);
+            cat_set_encode(s->name, s->version, s->inst, s->n, &m->buf, &m->len);
+            if (rnd() % 5 == 0 && nq < QMAX) { /* duplicated */
+                q[nq] = *m;
+                q[nq].buf = malloc(m->len);
+                memcpy(q[nq].buf, m->buf, m->len);
+                nq++;
+            }
+        } else if (nq) { /* a random message (not the oldest) arrives or is lost */
+            size_t k = rnd() % nq;
+            msg m = q[k];
+            q[k] = q[--nq];
+            if (rnd() % 10 != 0) {
+                cat_decoded d;
+                CU_ASSERT_EQUAL_FATAL(cat_set_decode(m.buf, m.len, &d), 0);
+                const cat_node *before = cat_view_find(v[m.to], d.node);
+                uint64_t bv = before && before->have ? before->version : 0;
+                bool self = !strcmp(d.node, names[m.to]);
+                int rc = cat_view_apply(v[m.to], &d);
+                CU_ASSERT(self ? rc == -EINVAL : rc >= 0);
+                const cat_node *nd = cat_view_find(v[m.to], d.node);
+                if (!self && (!nd || nd->version < bv))
+                    ok = false; /* a held version went back */
+                cat_decoded_clear(&d);
+            }
+            free(m.buf);
+        }
+    }
+    /* final anti-entropy: current snapshots everywhere, stale ones mixed in */
+    for (int round = 0; round < 2; round++) {
+        for (int j = 0; j < N; j++) {
+            const cat_node *s = cat_view_self(v[j]);
+            for (int k = 0; k < N; k++) {
+                if (k == j)
+                    continue;
+                uint8_t *buf;
+                size_t len;
+                cat_decoded d;
+                cat_set_encode(s->name, s->version, s->inst, s->n, &buf, &len);
+                cat_set_decode(buf, len, &d);
+                cat_view_apply(v[k], &d);
+                cat_decoded_clear(&d);
+                free(buf);
+                if (nq) { /* a stale one in between */
+                    size_t x = rnd() % nq;
+                    cat_decoded sd;
+                    cat_set_decode(q[x].buf, q[x].len, &sd);
+                    if (strcmp(sd.node, names[k]))
+                        cat_view_apply(v[k], &sd);
+                    cat_decoded_clear(&sd);
+                    free(q[x].buf);
+                    q[x] = q[--nq];
+                }
+            }
+        }
+    }
+    for (int k = 0; k < N && ok; k++) {
+        for (int j = 0; j < N && ok; j++) {
+            if (j == k)
+                continue;
+            const cat_node *s = cat_view_self(v[j]), *c = cat_view_find(v[k], names[j]);
+            if (!c || c->version != s->version || memcmp(c->digest, s->digest, CAT_DIGEST_LEN))
+                ok = false;
+        }
+    }
+    if (!ok)
+        printf("\n  convergence failed with HMS_TEST_SEED=0x%llx\n", (unsigned long long)seed);
+    CU_ASSERT_TRUE(ok);
+    for (size_t k = 0; k < nq; k++)
+        free(q[k].buf);
+    free(q);
+    for (int i = 0; i < N; i++)
+        cat_view_delete(v[i]);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -463,6 +599,7 @@ int main(void)
     CU_add_test(s, "merge rules", test_merge_rules);
     CU_add_test(s, "replicas converge", test_replicas_converge);
     CU_add_test(s, "lookup filters", test_lookup_filters);
+    CU_add_test(s, "random convergence", test_random_convergence);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();
