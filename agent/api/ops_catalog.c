@@ -173,10 +173,9 @@ static int parse_registration(const hms_api_req *req, cat_registration *r, hms_a
         str_field(o, "address", x->address, sizeof(x->address), err))
         return -1;
     if ((o = hms_api_arg(req, "port"))) {
-        uint32_t p = 0;
-        if (u32_field(o, "port", 65535, &p, err))
-            return -1;
-        x->port = (uint16_t)p;
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < 1 || o->via.u64 > 65535)
+            return bad(err, "field '%s' must be an integer 1-65535", "port");
+        x->port = (uint16_t)o->via.u64;
     }
     if ((o = hms_api_arg(req, "tags"))) {
         if (o->type != MSGPACK_OBJECT_ARRAY)
