@@ -182,6 +182,53 @@ static void test_decoder_refuses_non_canonical(void)
     cat_instance_clear(&in[1]);
 }
 
+/* A set at every limit at once still encodes under CAT_SET_ENCODED_MAX and
+ * decodes: the decoder's bound does not refuse a valid set. */
+static void test_largest_set(void)
+{
+    cat_instance *in = calloc(CAT_INSTANCES_MAX, sizeof(cat_instance));
+    char s[CAT_META_VALUE_MAX + 1];
+    for (int i = 0; i < CAT_INSTANCES_MAX; i++) {
+        cat_instance *x = &in[i];
+        cat_instance_init(x);
+        memset(x->id, 'i', CAT_ID_MAX);
+        snprintf(x->id + CAT_ID_MAX - 3, 4, "%03d", i);
+        memset(x->name, 'n', CAT_NAME_MAX);
+        memset(x->address, 'a', CAT_ADDR_MAX);
+        x->port = 65535;
+        x->status = CAT_CRITICAL;
+        for (int t = 0; t < CAT_TAGS_MAX; t++) {
+            memset(s, 't', CAT_TAG_MAX);
+            snprintf(s + CAT_TAG_MAX - 2, 3, "%02d", t);
+            CU_ASSERT_EQUAL_FATAL(cat_instance_add_tag(x, s, NULL, 0), 0);
+        }
+        /* 16 pairs of 64 bytes: the whole metadata budget */
+        for (int m = 0; m < CAT_META_PAIRS_MAX; m++) {
+            char k[8];
+            snprintf(k, sizeof(k), "k%02d", m);
+            size_t vl = CAT_META_BYTES / CAT_META_PAIRS_MAX - strlen(k);
+            memset(s, 'v', vl);
+            s[vl] = '\0';
+            CU_ASSERT_EQUAL_FATAL(cat_instance_add_meta(x, k, s, NULL, 0), 0);
+        }
+    }
+    char node[CAT_NODE_MAX + 1];
+    memset(node, 'N', CAT_NODE_MAX);
+    node[CAT_NODE_MAX] = '\0';
+    uint8_t *buf;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(cat_set_encode(node, UINT64_MAX, in, CAT_INSTANCES_MAX, &buf, &len), 0);
+    CU_ASSERT(len <= CAT_SET_ENCODED_MAX);
+    cat_decoded d;
+    CU_ASSERT_EQUAL(cat_set_decode(buf, len, &d), 0);
+    CU_ASSERT_EQUAL(d.n, CAT_INSTANCES_MAX);
+    cat_decoded_clear(&d);
+    free(buf);
+    for (int i = 0; i < CAT_INSTANCES_MAX; i++)
+        cat_instance_clear(&in[i]);
+    free(in);
+}
+
 static void test_meta_record(void)
 {
     uint8_t dg[CAT_DIGEST_LEN], out[CAT_DIGEST_LEN], buf[CAT_META_RECORD_MAX];
@@ -593,6 +640,7 @@ int main(void)
     CU_add_test(s, "tag and meta limits", test_tag_and_meta_limits);
     CU_add_test(s, "codec round trip", test_codec_round_trip);
     CU_add_test(s, "decoder refuses non-canonical", test_decoder_refuses_non_canonical);
+    CU_add_test(s, "largest set", test_largest_set);
     CU_add_test(s, "meta record", test_meta_record);
     CU_add_test(s, "digest depends on content only", test_digest_depends_on_content_only);
     CU_add_test(s, "local versioning and limits", test_local_versioning);
