@@ -8,7 +8,7 @@
 # replicas.
 . "$(dirname "$0")/cluster_lib.bash"
 export HMS_AUDIT_SEAL_MS=200 HMS_AUDIT_RETAIN_S=2 HMS_AUDIT_REPLICAS=3
-start_cluster 4 55
+start_cluster 4 58
 wait_for 30 "4 agents alive" all_see alive 4 1 2 3 4
 k1=$(ctl 1 member n1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 segs() { ls "$1" 2>/dev/null | grep -c '\.seg$'; }
