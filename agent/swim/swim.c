@@ -219,7 +219,7 @@ struct swim {
         bool active, acked, indirect_sent;
         member *target;
         uint32_t seq;
-        hms_time start, timeout_at, end_at, give_up_at;
+        hms_time timeout_at, end_at, give_up_at;
         uint32_t nrelays, nacks;
         uint8_t relay_keys[INDIRECT_MAX][SWIM_KEY_LEN];
     } probe;
@@ -1276,7 +1276,6 @@ static void probe_start(swim_t *s, hms_time now)
     s->probe.indirect_sent = false;
     s->probe.target = t;
     s->probe.seq = ++s->seq;
-    s->probe.start = now;
     hms_time to = scaled(s, s->p.probe_timeout_ms);
     hms_time iv = scaled(s, s->p.probe_interval_ms);
     s->probe.timeout_at = now + (to < iv ? to : iv / 2);
