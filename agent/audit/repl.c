@@ -251,7 +251,7 @@ static void record_fork(hms_audit *a, alog *l, const hms_audit_seal *x, const hm
         char hx[17], hy[17];
         hms_audit_hex(x->head, 8, hx);
         hms_audit_hex(y->head, 8, hy);
-        HMS_ERROR("audit: ALERT fork in the log of %s: two signed versions of segment %llu "
+        HMS_ERROR("audit: alert: fork in the log of %s: two signed versions of segment %llu "
                   "(heads %s and %s, %s)",
                   l->name[0] ? l->name : l->keyhex, (unsigned long long)x->segno, hx, hy, how);
         json_t *f = json_pack("{s:s, s:s, s:I, s:s, s:s}", "node", l->name[0] ? l->name : "",

@@ -79,7 +79,7 @@ ctl 2 audit verify --node n5 > "$W/vfork" 2>&1 && { cat "$W/vfork"; fail "verify
 grep -q 'fork' "$W/vfork" || fail "verify does not name the fork"
 fork_kept() { ls "$W/d2/audit/${KEY[5]}/" | grep -q fork; }
 wait_for 5 "fork proof kept on disk" fork_kept
-grep -q 'ALERT fork' "$W/log2" || fail "no fork alert in n2's log"
+grep -q 'alert: fork' "$W/log2" || fail "no fork alert in n2's log"
 echo "verify on n2: $(grep -m1 fork "$W/vfork" | sed 's/^ *//')"
 
 # forgeries: n4's segment offered as n5's, and a tampered copy of n5's
