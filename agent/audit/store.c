@@ -194,8 +194,9 @@ alog *astore_get(astore *s, const uint8_t key[32], bool own)
     if (l)
         return l;
     l = alog_alloc(s, key, own);
-    if (l && hms_fio_mkdirs(l->dir, 0700) != 0) {
-        HMS_ERROR("audit: cannot create '%s': %s", l->dir, strerror(errno));
+    int r = l ? hms_fio_mkdirs(l->dir, 0700) : 0;
+    if (r) {
+        HMS_ERROR("audit: cannot create '%s': %s", l->dir, strerror(-r));
         s->nlogs--;
         free(l);
         return NULL;
