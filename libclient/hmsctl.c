@@ -442,6 +442,11 @@ static int cmd_watch(int argc, char **argv, const hmsctl_globals *g)
         bool is_member = hms_member_from_msgpack(hms_mp_get(rep.result, "member"), &m) == 0;
         if (g->json) {
             print_json(rep.result, true);
+        } else if (strcmp(ev, "watching") == 0) {
+            const msgpack_object *n = hms_mp_get(rep.result, "members");
+            fprintf(stderr, "watching %llu members (Ctrl-C to stop)\n",
+                    n && n->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (unsigned long long)n->via.u64
+                                                                    : 0ULL);
         } else if (is_member) {
             time_t now = time(NULL);
             struct tm tm;
