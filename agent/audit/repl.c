@@ -8,8 +8,8 @@
  * and who holds what.
  *
  * Replicas. The R holders of origin O's log are the top R alive members
- * (O excluded) by rendezvous score BLAKE2b(O.key || M.key), recomputed at
- * every tick from the current member list, so membership changes move
+ * (O excluded) by rendezvous score of (O.key, M.key), recomputed from the
+ * current member list whenever it changes, so membership changes move
  * replicas without coordination. A replica behind the best known head pulls
  * sealed segments ("audit.pull": from a segment number, up to 4 MiB of
  * whole segments) from the origin when alive, else from a holder that has
@@ -73,6 +73,8 @@ typedef struct rinfo {
     uint64_t queued_upto;
     rfetch *fetches;
     bool source_empty; /* the last source had nothing more */
+    bool rep;          /* cached is_replica */
+    uint64_t rep_gen, rep_at_ms;
 } rinfo;
 
 /* Outlives the repl state: an RPC may complete after stop. */
@@ -90,6 +92,8 @@ struct audit_repl {
     uint64_t last_bcast_ms;
     ev_timer timer;
     pullctx *pulls;
+    uint64_t member_gen; /* raised by every membership event */
+    uint64_t swept_gen;
 };
 
 /* Listeners and the RPC handler cannot be removed from the agent, so they
@@ -162,20 +166,31 @@ static bool alive_member(struct audit_repl *r, const uint8_t key[32])
 
 /* ---- replica choice ---------------------------------------------------------- */
 
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Rendezvous score. Keys are uniformly random Ed25519 points fixed by their
+ * certificates, so a fast mix of both keys is enough; every agent computes
+ * the same value. */
 static uint64_t score(const uint8_t origin[32], const uint8_t member[32])
 {
-    uint8_t in[64], out[8];
-    memcpy(in, origin, 32);
-    memcpy(in + 32, member, 32);
-    crypto_generichash(out, sizeof(out), in, sizeof(in), NULL, 0);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | out[i];
-    return v;
+    uint64_t o = 0, m = 0;
+    for (int i = 0; i < 32; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, origin + i, 8);
+        memcpy(&b, member + i, 8);
+        o = mix64(o ^ a);
+        m = mix64(m ^ b);
+    }
+    return mix64(o ^ mix64(m + 0x9e3779b97f4a7c15ULL));
 }
 
 /* Is this agent among the R holders of origin's log? */
-static bool is_replica(struct audit_repl *r, const uint8_t origin[32])
+static bool is_replica_now(struct audit_repl *r, const uint8_t origin[32])
 {
     if (memcmp(origin, r->a->pk, 32) == 0)
         return false;
@@ -193,6 +208,18 @@ static bool is_replica(struct audit_repl *r, const uint8_t origin[32])
             better++;
     }
     return better < r->a->replicas;
+}
+
+/* Cached per origin until the member list changes (or 5 s pass). */
+static bool is_replica(struct audit_repl *r, rinfo *ri)
+{
+    uint64_t now = audit_mono_ms();
+    if (ri->rep_gen != r->member_gen || now - ri->rep_at_ms > 5000 || ri->rep_at_ms == 0) {
+        ri->rep = is_replica_now(r, ri->key);
+        ri->rep_gen = r->member_gen;
+        ri->rep_at_ms = now;
+    }
+    return ri->rep;
 }
 
 /* ---- gossip ------------------------------------------------------------------- */
@@ -350,6 +377,7 @@ static void on_member(hms_agent *ag, swim_event ev, const swim_member_info *m, v
     const char *kind = event_kind(ev);
     if (!kind)
         return;
+    r->member_gen++;
     if (ev != SWIM_EV_CONFLICT)
         rinfo_get(r, m->key, m->name);
     char addr[HMS_ADDR_STRLEN], key[65];
@@ -899,7 +927,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     }
     /* Learn every member, so that every log has an entry to decide on. */
     swim_t *s = r->ag->swim;
-    size_t nm = s ? swim_member_count(s) : 0;
+    size_t nm = s && r->swept_gen != r->member_gen ? swim_member_count(s) : 0;
+    r->swept_gen = r->member_gen;
     for (size_t i = 0; i < nm; i++) {
         const swim_member_info *m = swim_member_at(s, i);
         if (m && memcmp(m->key, r->a->pk, 32) != 0)
@@ -909,7 +938,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
         rinfo *ri = r->infos[i];
         if (memcmp(ri->key, r->a->pk, 32) == 0)
             continue;
-        bool want = ri->fetches != NULL || is_replica(r, ri->key);
+        bool want = ri->fetches != NULL || is_replica(r, ri);
         bool lag = behind(r, ri);
         if (ri->fetches) {
             bool expired = false;
@@ -1007,8 +1036,8 @@ void audit_repl_status_log(hms_audit *a, alog *l, json_t *o)
         if (ri->has_head)
             json_object_set_new(o, "origin_head_segment", json_integer((json_int_t)ri->head.segno));
     }
-    if (r && !l->own)
-        json_object_set_new(o, "replica_here", json_boolean(is_replica(r, l->key)));
+    if (ri && !l->own)
+        json_object_set_new(o, "replica_here", json_boolean(is_replica(r, ri)));
     json_object_set_new(o, "replicas", reps);
 }
 
@@ -1023,6 +1052,7 @@ int audit_repl_start(hms_audit *a, hms_agent *ag, char *err, size_t errlen)
     }
     r->ag = ag;
     r->a = a;
+    r->member_gen = 1;
     a->repl = r;
     g_repl = r;
     for (size_t i = 0; i < a->store.nlogs; i++) {
