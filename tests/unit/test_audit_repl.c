@@ -113,6 +113,43 @@ static json_t *query_async(struct ev_loop *loop, hms_audit *a, const hms_audit_q
     return r.res;
 }
 
+/* Rewrites a segment to claim another origin key: header and seal name
+ * `key`, every checksum recomputed, the signature left as it was (a forger
+ * without the origin's secret key). */
+static uint8_t *reforge(const uint8_t *in, size_t len, const uint8_t key[32], size_t *olen)
+{
+    uint8_t *out = malloc(len + 64);
+    size_t off = 0, o = 0;
+    while (off < len) {
+        uint8_t type;
+        const uint8_t *pay;
+        size_t plen, next;
+        CU_ASSERT_FATAL(hms_audit_unframe(in, len, off, &type, &pay, &plen, &next) == 0);
+        uint8_t buf[512];
+        const uint8_t *np = pay;
+        size_t nl = plen;
+        if (type == HMS_AUDIT_REC_HEADER) {
+            hms_audit_seghdr h;
+            CU_ASSERT_FATAL(hms_audit_seghdr_decode(pay, plen, &h) == 0);
+            memcpy(h.node_key, key, 32);
+            hms_audit_seghdr_encode(&h, buf, sizeof(buf), &nl);
+            np = buf;
+        } else if (type == HMS_AUDIT_REC_SEAL) {
+            hms_audit_seal sl;
+            CU_ASSERT_FATAL(hms_audit_seal_decode(pay, plen, &sl) == 0);
+            memcpy(sl.node_key, key, 32);
+            hms_audit_seal_encode(&sl, buf, sizeof(buf), &nl);
+            np = buf;
+        }
+        hms_audit_frame(type, np, nl, out + o);
+        memcpy(out + o + HMS_AUDIT_REC_HDR, np, nl);
+        o += HMS_AUDIT_REC_HDR + nl;
+        off = next;
+    }
+    *olen = o;
+    return out;
+}
+
 static void test_intake(void)
 {
     uint8_t pk1[32], sk1[64], pk2[32], sk2[64], pk3[32], sk3[64];
@@ -162,6 +199,13 @@ static void test_intake(void)
     /* forged: a stranger's segment offered as the origin's log */
     CU_ASSERT(hms_audit_import(r, ss, ls, pk1, verdict, sizeof(verdict)) != 0);
     CU_ASSERT(strstr(verdict, "refused") != NULL);
+    /* forged with valid checksums: the stranger's segment rewritten to name
+     * the origin's key; only the signature gives it away */
+    size_t lr;
+    uint8_t *rf = reforge(ss, ls, pk1, &lr);
+    CU_ASSERT(hms_audit_import(r, rf, lr, pk1, verdict, sizeof(verdict)) != 0);
+    CU_ASSERT(strstr(verdict, "signature") != NULL);
+    free(rf);
     /* tampered: one byte changed */
     uint8_t *t = malloc(l1);
     memcpy(t, s1, l1);
@@ -172,7 +216,7 @@ static void test_intake(void)
     CU_ASSERT(hms_audit_import(r, s0, l0, pk2, verdict, sizeof(verdict)) != 0);
     hms_audit_stats st;
     hms_audit_get_stats(r, &st);
-    CU_ASSERT(st.replica_refused >= 2);
+    CU_ASSERT(st.replica_refused >= 3);
     CU_ASSERT_EQUAL(st.forks, 0);
 
     /* forked: right key, same segment number, different content */
@@ -186,7 +230,7 @@ static void test_intake(void)
     CU_ASSERT(json_is_false(json_object_get(rep, "ok")));
     json_t *log = json_array_get(json_object_get(rep, "logs"), 0);
     CU_ASSERT_EQUAL(json_array_size(json_object_get(log, "forks")), 1);
-    CU_ASSERT(json_integer_value(json_object_get(log, "refused_segments")) >= 2);
+    CU_ASSERT(json_integer_value(json_object_get(log, "refused_segments")) >= 3);
     json_decref(rep);
     /* the honest copy is still what queries read */
     json_t *tail = hms_audit_query_tail(r, pk1, 100, &err);
