@@ -1,12 +1,13 @@
 /*
- * The membership core: member table, probing, suspicion, dissemination,
- * push-pull merges and leave, as a deterministic state machine (see swim.h).
- * Time comes in as arguments, randomness from a xoshiro256** generator seeded
- * by the configuration, and every effect leaves through the output queue
- * drained by swim_poll(). No syscalls, no event loop.
+ * The membership core: member table, state machine, probing, suspicion,
+ * message handling, timers, leave and queries, as a deterministic state
+ * machine (see swim.h). Time comes in as arguments, randomness from a
+ * xoshiro256** generator seeded by the configuration, and every effect
+ * leaves through the output queue (swim_output.c) drained by swim_poll().
+ * Push-pull and healing live in swim_sync.c. No syscalls, no event loop.
  *
  * Member state machine. Every change of {incarnation, status} goes through
- * set_state(); i is the member's incarnation, i' the message's.
+ * sw_set_state(); i is the member's incarnation, i' the message's.
  *
  *                    alive(i' > i) [refutation, rejoin]
  *        +------------------------------------------------------+
@@ -44,268 +45,7 @@
  * with the current record; an unknown or dead sender is asked who it is
  * (WHO), a dead one told so; a push-pull sender we hold dead is alive.
  */
-#include "agent/swim/swim.h"
-
-#include <errno.h>
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "proto/gossip.h"
-
-_Static_assert(SWIM_NAME_MAX == GOSSIP_NAME_MAX, "name bound differs from the wire");
-_Static_assert(SWIM_META_MAX == GOSSIP_META_MAX, "meta bound differs from the wire");
-_Static_assert(SWIM_CERT_MAX == GOSSIP_CERT_MAX, "cert bound differs from the wire");
-_Static_assert(SWIM_USER_MAX == GOSSIP_USER_MAX, "user bound differs from the wire");
-_Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire");
-
-#define SUSPICION_K 3     /* independent confirmations expected (capped at n - 2) */
-#define INDIRECT_MAX 8    /* bound on profile.indirect_checks */
-#define RELAY_SLOTS 64    /* ping-reqs we relay at once; more are dropped */
-#define PP_PENDING_MAX 64 /* push-pulls in flight; the oldest is forgotten */
-#define BC_BUCKETS 64     /* retransmit counts tracked; limits above are capped */
-#define BC_MAX 8192       /* queued updates; the most-sent is dropped beyond */
-#define USEQ_MAX 16       /* user broadcast kinds remembered per origin */
-#define SEEDS_MAX 64
-#define MSG_SCRATCH 64
-#define FIX_MAX 4   /* corrections sent back for one packet */
-#define CATCHUPS 4  /* push-pulls soon after joining, at doubling gaps */
-#define WHO_RING 16 /* unknown senders recently asked who they are */
-
-/* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static uint64_t rng_next(rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-static uint64_t rng_below(rng *r, uint64_t n)
-{
-    return n ? rng_next(r) % n : 0;
-}
-
-/* ---- types --------------------------------------------------------------- */
-
-struct member;
-
-typedef enum bc_kind { BC_MEMBER = 1, BC_USER = 2 } bc_kind;
-
-typedef struct bcast {
-    struct bcast *prev, *next;
-    uint32_t transmits;
-    uint8_t kind;
-    struct member *m; /* BC_MEMBER: the subject */
-    uint64_t origin;  /* BC_USER: hash of the origin's name */
-    uint8_t user_kind;
-    uint16_t len;
-    uint8_t data[];
-} bcast;
-
-typedef struct suspicion {
-    hms_time start, min, max, deadline;
-    hms_time verify_at;    /* next direct ping of the suspect */
-    hms_time verify_check; /* when that ping counts as unanswered; 0: none out */
-    uint32_t verify_seq;
-    uint32_t k, n;
-    uint64_t accusers[SUSPICION_K + 1]; /* name hashes: the first and confirmers */
-} suspicion;
-
-typedef struct useq {
-    uint8_t kind;
-    uint64_t seq;
-} useq;
-
-typedef struct member {
-    char name[SWIM_NAME_MAX + 1];
-    uint8_t key[SWIM_KEY_LEN];
-    hms_addr addr;
-    uint64_t inc;
-    swim_status status;
-    hms_time since;
-    uint16_t meta_len, cert_len;
-    uint8_t *meta, *cert;
-    uint32_t idx; /* in s->members */
-    bool expelled;
-    uint8_t nuseq;
-    useq *useqs;
-    bcast *bc;
-    suspicion *susp;
-    swim_member_info *view;
-} member;
-
-typedef struct relay {
-    bool used, nacked, want_nack;
-    uint32_t our_seq, their_seq;
-    uint8_t target_key[SWIM_KEY_LEN];
-    uint8_t req_key[SWIM_KEY_LEN];
-    hms_addr req_addr;
-    hms_time nack_at, expire_at;
-} relay;
-
-typedef enum pp_kind { PP_PERIODIC = 1, PP_SEED = 2, PP_RECONNECT = 3 } pp_kind;
-
-typedef struct pp_pending {
-    uint64_t token;
-    uint8_t kind;
-    int seed; /* index in s->seeds for PP_SEED */
-} pp_pending;
-
-typedef struct seed {
-    hms_addr addr;
-    bool key_known;
-    uint8_t key[SWIM_KEY_LEN];
-    hms_time next_at;
-    hms_time backoff;
-    bool pending;
-} seed;
-
-typedef struct outq_item {
-    swim_output o;
-    uint8_t *buf;
-    bool pooled; /* buf is an MTU-sized packet buffer from the pool */
-    swim_member_info *info;
-} outq_item;
-
-#define POOL_MAX 16 /* spare packet buffers and event snapshots kept */
-
-typedef struct htab {
-    member **slot;
-    size_t cap; /* power of two, or 0 */
-} htab;
-
-struct swim {
-    swim_profile p;
-    rng r;
-    member *self;
-    member **members;
-    size_t nmembers, members_cap;
-    htab by_name, by_key;
-    size_t counts[4]; /* members per status, self included */
-
-    int (*admit)(void *ctx, const swim_member_info *m);
-    void *admit_ctx;
-
-    /* probing */
-    member **plist;
-    size_t plen, pcap, pidx;
-    hms_time next_probe;
-    struct {
-        bool active, acked, indirect_sent;
-        member *target;
-        uint32_t seq;
-        hms_time timeout_at, end_at, give_up_at;
-        uint32_t nrelays, nacks;
-        uint8_t relay_keys[INDIRECT_MAX][SWIM_KEY_LEN];
-    } probe;
-    uint32_t seq;
-    uint32_t awareness;
-    relay relays[RELAY_SLOTS];
-
-    /* dissemination */
-    bcast *bhead[BC_BUCKETS], *btail[BC_BUCKETS];
-    size_t bcount;
-    hms_time next_gossip;
-    uint64_t user_seq;
-
-    /* anti-entropy, seeds and reconnects */
-    hms_time next_pushpull, next_reconnect;
-    uint64_t next_token;
-    pp_pending pp[PP_PENDING_MAX];
-    size_t npp;
-    seed seeds[SEEDS_MAX];
-    size_t nseeds;
-    uint8_t *pp_reply; /* the last served reply, freed at the next call */
-
-    bool joined;       /* a seed answered once */
-    uint32_t catchups; /* early push-pulls left after the join */
-    hms_time catchup_gap;
-
-    /* leave */
-    bool leaving;
-    hms_time leave_at;
-    bool leave_done;
-
-    /* output, and spare buffers so a busy core does not churn the heap */
-    uint8_t *pkt_pool[POOL_MAX];
-    size_t npkt_pool;
-    swim_member_info *info_pool[POOL_MAX];
-    size_t ninfo_pool;
-    outq_item *outq;
-    size_t outq_len, outq_cap, outq_head;
-
-    struct {
-        uint8_t key[SWIM_KEY_LEN];
-        hms_time at;
-    } who[WHO_RING];
-    size_t who_next;
-    member *fix[FIX_MAX]; /* stale accusations heard in the current packet */
-    size_t nfix;
-    member **suspects; /* members with a suspicion timer */
-    size_t nsuspects, suspects_cap;
-
-    gossip_msg *msgs; /* decode scratch */
-    uint8_t *pkt;     /* profile.mtu bytes */
-    swim_stats st;
-};
-
-/* ---- small helpers ------------------------------------------------------- */
-
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_name(const char *name)
-{
-    return hash_bytes(name, strlen(name));
-}
-
-static bool key_eq(const uint8_t *a, const uint8_t *b)
-{
-    return memcmp(a, b, SWIM_KEY_LEN) == 0; /* public keys: not secret */
-}
-
-static hms_time scaled(const swim_t *s, uint32_t ms)
-{
-    return HMS_MS(ms) * (hms_time)(s->awareness + 1);
-}
-
-static size_t cluster_n(const swim_t *s)
-{
-    return s->counts[SWIM_ALIVE] + s->counts[SWIM_SUSPECT];
-}
+#include "agent/swim/swim_internal.h"
 
 const char *swim_status_name(swim_status st)
 {
@@ -334,7 +74,7 @@ static bool htab_match(bool by_key, const member *m, const void *k)
     return by_key ? key_eq(m->key, k) : strcmp(m->name, k) == 0;
 }
 
-static member *htab_get(const htab *t, bool by_key, const void *k)
+member *sw_htab_get(const htab *t, bool by_key, const void *k)
 {
     if (!t->cap)
         return NULL;
@@ -381,350 +121,6 @@ static int htab_reserve(swim_t *s, size_t n)
     if (s->by_key.cap < n * 2 + 2 && htab_rebuild(s, &s->by_key, true, n) < 0)
         return -ENOMEM;
     return 0;
-}
-
-/* ---- output queue -------------------------------------------------------- */
-
-/* Frees outputs already handed out: their data lives until the next call. */
-static void out_gc(swim_t *s)
-{
-    for (size_t i = 0; i < s->outq_head; i++) {
-        outq_item *it = &s->outq[i];
-        if (it->pooled && s->npkt_pool < POOL_MAX)
-            s->pkt_pool[s->npkt_pool++] = it->buf;
-        else
-            free(it->buf);
-        if (it->info && s->ninfo_pool < POOL_MAX)
-            s->info_pool[s->ninfo_pool++] = it->info;
-        else
-            free(it->info);
-    }
-    free(s->pp_reply);
-    s->pp_reply = NULL;
-    if (s->outq_head == 0)
-        return;
-    memmove(s->outq, s->outq + s->outq_head, (s->outq_len - s->outq_head) * sizeof(*s->outq));
-    s->outq_len -= s->outq_head;
-    s->outq_head = 0;
-}
-
-static outq_item *out_push(swim_t *s)
-{
-    if (s->outq_len == s->outq_cap) {
-        size_t cap = s->outq_cap ? s->outq_cap * 2 : 64;
-        outq_item *q = realloc(s->outq, cap * sizeof(*q));
-        if (!q)
-            return NULL;
-        s->outq = q;
-        s->outq_cap = cap;
-    }
-    outq_item *it = &s->outq[s->outq_len++];
-    memset(it, 0, sizeof(*it));
-    return it;
-}
-
-static void fill_info(const member *m, swim_member_info *v)
-{
-    memcpy(v->name, m->name, sizeof(v->name));
-    memcpy(v->key, m->key, SWIM_KEY_LEN);
-    v->addr = m->addr;
-    v->incarnation = m->inc;
-    v->status = m->status;
-    v->status_since = m->since;
-    v->meta_len = m->meta_len;
-    if (m->meta_len)
-        memcpy(v->meta, m->meta, m->meta_len);
-    v->cert_len = m->cert_len;
-    if (m->cert_len)
-        memcpy(v->cert, m->cert, m->cert_len);
-}
-
-static void emit_info(swim_t *s, swim_event ev, swim_member_info *info, const uint8_t *data,
-                      size_t len, uint8_t user_kind)
-{
-    outq_item *it = out_push(s);
-    if (!it) {
-        free(info);
-        return;
-    }
-    it->info = info;
-    it->o.kind = SWIM_OUT_EVENT;
-    it->o.event = ev;
-    it->o.member = info;
-    it->o.user_kind = user_kind;
-    if (len) {
-        it->buf = malloc(len);
-        if (it->buf) {
-            memcpy(it->buf, data, len);
-            it->o.data = it->buf;
-            it->o.len = len;
-        }
-    }
-}
-
-static swim_member_info *info_new(swim_t *s)
-{
-    if (s->ninfo_pool)
-        return s->info_pool[--s->ninfo_pool];
-    return malloc(sizeof(swim_member_info));
-}
-
-static void emit(swim_t *s, swim_event ev, const member *m)
-{
-    swim_member_info *info = info_new(s);
-    if (!info)
-        return;
-    fill_info(m, info);
-    emit_info(s, ev, info, NULL, 0, 0);
-}
-
-static void emit_udp(swim_t *s, const hms_addr *to, const uint8_t *key, const uint8_t *pkt,
-                     size_t len)
-{
-    outq_item *it = out_push(s);
-    if (!it)
-        return;
-    it->buf = s->npkt_pool ? s->pkt_pool[--s->npkt_pool] : malloc(s->p.mtu);
-    if (!it->buf) {
-        s->outq_len--;
-        return;
-    }
-    it->pooled = true;
-    memcpy(it->buf, pkt, len);
-    it->o.kind = SWIM_OUT_UDP;
-    it->o.to = *to;
-    memcpy(it->o.to_key, key, SWIM_KEY_LEN);
-    it->o.to_key_known = true;
-    it->o.data = it->buf;
-    it->o.len = len;
-    s->st.packets_out++;
-    s->st.bytes_out += len;
-}
-
-bool swim_poll(swim_t *s, swim_output *out)
-{
-    if (s->outq_head >= s->outq_len)
-        return false;
-    *out = s->outq[s->outq_head++].o;
-    return true;
-}
-
-/* ---- broadcast queue ----------------------------------------------------- */
-
-static void bc_unlink(swim_t *s, bcast *b)
-{
-    uint32_t t = b->transmits < BC_BUCKETS ? b->transmits : BC_BUCKETS - 1;
-    if (b->prev)
-        b->prev->next = b->next;
-    else
-        s->bhead[t] = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
-    else
-        s->btail[t] = b->prev;
-    b->prev = b->next = NULL;
-}
-
-static void bc_link_head(swim_t *s, bcast *b)
-{
-    uint32_t t = b->transmits < BC_BUCKETS ? b->transmits : BC_BUCKETS - 1;
-    b->prev = NULL;
-    b->next = s->bhead[t];
-    if (s->bhead[t])
-        s->bhead[t]->prev = b;
-    else
-        s->btail[t] = b;
-    s->bhead[t] = b;
-}
-
-static void bc_free(swim_t *s, bcast *b)
-{
-    bc_unlink(s, b);
-    if (b->kind == BC_MEMBER && b->m && b->m->bc == b)
-        b->m->bc = NULL;
-    s->bcount--;
-    free(b);
-}
-
-/* Drops the most-transmitted entry to keep the queue bounded. */
-static void bc_trim(swim_t *s)
-{
-    while (s->bcount > BC_MAX) {
-        for (int t = BC_BUCKETS - 1; t >= 0; t--) {
-            if (s->btail[t]) {
-                bc_free(s, s->btail[t]);
-                break;
-            }
-        }
-    }
-}
-
-static bcast *bc_new(swim_t *s, const gossip_msg *msg)
-{
-    uint8_t tmp[GOSSIP_MSG_MAX_LEN];
-    size_t len;
-    if (gossip_encode_msg(msg, tmp, sizeof(tmp), &len) < 0)
-        return NULL;
-    bcast *b = calloc(1, sizeof(*b) + len);
-    if (!b)
-        return NULL;
-    memcpy(b->data, tmp, len);
-    b->len = (uint16_t)len;
-    return b;
-}
-
-/* Queues an update about m, replacing the one already queued. */
-static void bc_member(swim_t *s, member *m, const gossip_msg *msg)
-{
-    bcast *b = bc_new(s, msg);
-    if (!b)
-        return;
-    if (m->bc)
-        bc_free(s, m->bc);
-    b->kind = BC_MEMBER;
-    b->m = m;
-    m->bc = b;
-    bc_link_head(s, b);
-    s->bcount++;
-    bc_trim(s);
-}
-
-static void bc_user(swim_t *s, const gossip_msg *msg)
-{
-    bcast *b = bc_new(s, msg);
-    if (!b)
-        return;
-    /* A newer broadcast of the same (origin, kind) replaces the older one. */
-    for (int t = 0; t < BC_BUCKETS; t++) {
-        for (bcast *o = s->bhead[t]; o; o = o->next) {
-            if (o->kind == BC_USER && o->user_kind == msg->user_kind &&
-                o->origin == hash_name(msg->name)) {
-                bc_free(s, o);
-                goto done;
-            }
-        }
-    }
-done:
-    b->kind = BC_USER;
-    b->origin = hash_name(msg->name);
-    b->user_kind = msg->user_kind;
-    bc_link_head(s, b);
-    s->bcount++;
-    bc_trim(s);
-}
-
-/* Appends queued updates to pkt[0..*len) while they fit under the MTU,
- * least-transmitted first, oldest first among equals (so that nothing
- * starves in a burst of joins). Entries that reach the retransmit limit
- * leave the queue. Returns how many were added. */
-static size_t bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs)
-{
-    uint32_t limit = swim_retransmit_limit(&s->p, cluster_n(s));
-    if (limit >= BC_BUCKETS)
-        limit = BC_BUCKETS - 1;
-    size_t mtu = s->p.mtu;
-    bcast *taken[GOSSIP_MSGS_MAX];
-    size_t ntaken = 0, skipped = 0;
-    /* Entries at or past the limit (after the cluster shrank) are done. */
-    for (uint32_t t = limit; t < BC_BUCKETS; t++)
-        while (s->bhead[t])
-            bc_free(s, s->bhead[t]);
-    for (uint32_t t = 0; t < limit && nmsgs + ntaken < GOSSIP_MSGS_MAX; t++) {
-        for (bcast *b = s->btail[t]; b && nmsgs + ntaken < GOSSIP_MSGS_MAX; b = b->prev) {
-            if (*len + b->len > mtu) {
-                if (mtu - *len < 24 || ++skipped > 32)
-                    goto out;
-                continue;
-            }
-            memcpy(pkt + *len, b->data, b->len);
-            *len += b->len;
-            taken[ntaken++] = b;
-        }
-    }
-out:
-    for (size_t i = 0; i < ntaken; i++) {
-        bcast *b = taken[i];
-        bc_unlink(s, b);
-        b->transmits++;
-        if (b->kind == BC_MEMBER && b->m == s->self && s->leaving && b->transmits >= limit)
-            s->leave_done = true;
-        if (b->transmits >= limit) {
-            if (b->kind == BC_MEMBER && b->m && b->m->bc == b)
-                b->m->bc = NULL;
-            s->bcount--;
-            free(b);
-        } else {
-            bc_link_head(s, b);
-        }
-    }
-    return ntaken;
-}
-
-/* ---- message builders ---------------------------------------------------- */
-
-static void msg_alive(const member *m, gossip_msg *g)
-{
-    memset(g, 0, sizeof(*g));
-    g->type = GOSSIP_ALIVE;
-    memcpy(g->name, m->name, sizeof(g->name));
-    memcpy(g->key, m->key, SWIM_KEY_LEN);
-    g->addr = m->addr;
-    g->incarnation = m->inc;
-    g->meta = m->meta;
-    g->meta_len = m->meta_len;
-    g->cert = m->cert;
-    g->cert_len = m->cert_len;
-}
-
-static void msg_status(const member *m, uint8_t type, const char *from, gossip_msg *g)
-{
-    memset(g, 0, sizeof(*g));
-    g->type = type;
-    memcpy(g->name, m->name, sizeof(g->name));
-    memcpy(g->key, m->key, SWIM_KEY_LEN);
-    g->incarnation = m->inc;
-    if (from)
-        memcpy(g->from, from, sizeof(g->from));
-}
-
-/* Queues the current record of m as the update others should hear. */
-static void bc_state(swim_t *s, member *m, const char *from)
-{
-    gossip_msg g;
-    switch (m->status) {
-    case SWIM_ALIVE:
-        msg_alive(m, &g);
-        break;
-    case SWIM_SUSPECT:
-        msg_status(m, GOSSIP_SUSPECT, from, &g);
-        break;
-    case SWIM_DEAD:
-        msg_status(m, GOSSIP_DEAD, from, &g);
-        break;
-    case SWIM_LEFT:
-        msg_status(m, GOSSIP_LEAVE, NULL, &g);
-        break;
-    }
-    bc_member(s, m, &g);
-}
-
-/* Sends one packet: the primary messages, then piggybacked updates. */
-static void send_pkt(swim_t *s, const hms_addr *to, const uint8_t *key, const gossip_msg *prim,
-                     size_t nprim)
-{
-    uint8_t *pkt = s->pkt;
-    size_t len = 1;
-    pkt[0] = GOSSIP_VERSION;
-    for (size_t i = 0; i < nprim; i++) {
-        size_t n;
-        if (gossip_encode_msg(&prim[i], pkt + len, s->p.mtu - len, &n) < 0)
-            return;
-        len += n;
-    }
-    size_t added = bc_fill(s, pkt, &len, nprim);
-    if (nprim == 0 && added == 0)
-        return;
-    emit_udp(s, to, key, pkt, len);
 }
 
 /* ---- members ------------------------------------------------------------- */
@@ -817,8 +213,8 @@ static void suspects_del(swim_t *s, member *m)
 
 /* The one place a member's {incarnation, status} changes. Keeps the
  * counters, timers and events in step. */
-static void set_state(swim_t *s, member *m, uint64_t inc, swim_status st, hms_time now,
-                      const char *from)
+void sw_set_state(swim_t *s, member *m, uint64_t inc, swim_status st, hms_time now,
+                  const char *from)
 {
     swim_status old = m->status;
     m->inc = inc;
@@ -839,20 +235,20 @@ static void set_state(swim_t *s, member *m, uint64_t inc, swim_status st, hms_ti
     }
     switch (st) {
     case SWIM_ALIVE:
-        emit(s, SWIM_EV_ALIVE, m);
+        sw_emit(s, SWIM_EV_ALIVE, m);
         break;
     case SWIM_SUSPECT:
         s->st.suspicions++;
         susp_start(s, m, now, from ? from : s->self->name);
-        emit(s, SWIM_EV_SUSPECT, m);
+        sw_emit(s, SWIM_EV_SUSPECT, m);
         break;
     case SWIM_DEAD:
         s->st.deaths++;
-        emit(s, SWIM_EV_DEAD, m);
+        sw_emit(s, SWIM_EV_DEAD, m);
         break;
     case SWIM_LEFT:
         s->st.leaves++;
-        emit(s, SWIM_EV_LEFT, m);
+        sw_emit(s, SWIM_EV_LEFT, m);
         break;
     }
 }
@@ -915,11 +311,11 @@ static void member_free(member *m)
     free(m);
 }
 
-static void member_remove(swim_t *s, member *m, hms_time now)
+void sw_member_remove(swim_t *s, member *m, hms_time now)
 {
-    emit(s, SWIM_EV_REAPED, m);
+    sw_emit(s, SWIM_EV_REAPED, m);
     if (m->bc)
-        bc_free(s, m->bc);
+        sw_bc_free(s, m->bc);
     if (s->probe.target == m) {
         s->probe.active = false;
         s->probe.target = NULL;
@@ -977,16 +373,16 @@ static void conflict(swim_t *s, const gossip_msg *g)
     memcpy(info->key, g->key, SWIM_KEY_LEN);
     info->addr = g->addr;
     info->incarnation = g->incarnation;
-    emit_info(s, SWIM_EV_CONFLICT, info, NULL, 0, 0);
+    sw_emit_info(s, SWIM_EV_CONFLICT, info, NULL, 0, 0);
 }
 
 /* Our own incarnation rises above `above`; the driver persists it. */
 static void self_bump(swim_t *s, uint64_t above, hms_time now)
 {
     member *me = s->self;
-    set_state(s, me, (above >= me->inc ? above : me->inc) + 1, me->status, now, NULL);
-    emit(s, SWIM_EV_INCARNATION, me);
-    bc_state(s, me, me->name);
+    sw_set_state(s, me, (above >= me->inc ? above : me->inc) + 1, me->status, now, NULL);
+    sw_emit(s, SWIM_EV_INCARNATION, me);
+    sw_bc_state(s, me, me->name);
 }
 
 static void awareness_add(swim_t *s, int delta)
@@ -1035,9 +431,9 @@ static void stale(swim_t *s, member *m)
  * merges pass false for everyone but the sender itself: a joiner would
  * otherwise re-gossip the whole cluster it just pulled, which every other
  * member already knows. Changes to known members are always passed on. */
-static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_new)
+void sw_on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_new)
 {
-    member *m = htab_get(&s->by_name, false, g->name);
+    member *m = sw_htab_get(&s->by_name, false, g->name);
     if (m && m != s->self && g->incarnation <= m->inc && key_eq(m->key, g->key))
         return; /* old news: the common case, one lookup */
     if (m == s->self) {
@@ -1053,7 +449,7 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
             refute(s, g->incarnation, now);
         return;
     }
-    member *holder = htab_get(&s->by_key, true, g->key);
+    member *holder = sw_htab_get(&s->by_key, true, g->key);
     if (holder && holder->expelled) {
         s->st.drop_refused++;
         return;
@@ -1077,9 +473,9 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
             return;
         set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len);
         set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len);
-        emit(s, SWIM_EV_JOIN, m);
+        sw_emit(s, SWIM_EV_JOIN, m);
         if (rebroadcast_new)
-            bc_state(s, m, NULL);
+            sw_bc_state(s, m, NULL);
         return;
     }
     bool new_key = !key_eq(m->key, g->key);
@@ -1112,16 +508,16 @@ static void on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadc
     changed |= set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len) != 0;
     changed |= set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len) != 0;
     swim_status old = m->status;
-    set_state(s, m, g->incarnation, SWIM_ALIVE, now, NULL);
+    sw_set_state(s, m, g->incarnation, SWIM_ALIVE, now, NULL);
     if (changed && old == SWIM_ALIVE)
-        emit(s, SWIM_EV_UPDATE, m);
-    bc_state(s, m, NULL);
+        sw_emit(s, SWIM_EV_UPDATE, m);
+    sw_bc_state(s, m, NULL);
 }
 
-static void on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t inc,
-                       const char *from, hms_time now)
+void sw_on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
+                   hms_time now)
 {
-    member *m = htab_get(&s->by_name, false, name);
+    member *m = sw_htab_get(&s->by_name, false, name);
     if (!m || !key_eq(m->key, key))
         return;
     if (m == s->self) {
@@ -1138,29 +534,29 @@ static void on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t
     if (m->status == SWIM_SUSPECT) {
         if (inc > m->inc) {
             /* An accusation of a newer incarnation is a new suspicion. */
-            set_state(s, m, inc, SWIM_SUSPECT, now, from);
+            sw_set_state(s, m, inc, SWIM_SUSPECT, now, from);
             susp_start(s, m, now, from);
-            bc_state(s, m, from);
+            sw_bc_state(s, m, from);
             return;
         }
         if (susp_confirm(m, from)) {
             /* Re-gossip so the confirmation reaches the others too. */
             gossip_msg g;
-            msg_status(m, GOSSIP_SUSPECT, from, &g);
-            bc_member(s, m, &g);
+            sw_msg_status(m, GOSSIP_SUSPECT, from, &g);
+            sw_bc_member(s, m, &g);
         }
         return;
     }
     if (m->status != SWIM_ALIVE)
         return;
-    set_state(s, m, inc, SWIM_SUSPECT, now, from);
-    bc_state(s, m, from);
+    sw_set_state(s, m, inc, SWIM_SUSPECT, now, from);
+    sw_bc_state(s, m, from);
 }
 
-static void on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
-                    hms_time now, bool leave)
+void sw_on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
+                hms_time now, bool leave)
 {
-    member *m = htab_get(&s->by_name, false, name);
+    member *m = sw_htab_get(&s->by_name, false, name);
     if (!m || !key_eq(m->key, key))
         return;
     if (m == s->self) {
@@ -1181,13 +577,13 @@ static void on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t in
     } else if (m->status == SWIM_DEAD || m->status == SWIM_LEFT) {
         return;
     }
-    set_state(s, m, inc, leave ? SWIM_LEFT : SWIM_DEAD, now, from);
-    bc_state(s, m, from);
+    sw_set_state(s, m, inc, leave ? SWIM_LEFT : SWIM_DEAD, now, from);
+    sw_bc_state(s, m, from);
 }
 
 static void on_user(swim_t *s, const gossip_msg *g)
 {
-    member *o = htab_get(&s->by_name, false, g->name);
+    member *o = sw_htab_get(&s->by_name, false, g->name);
     if (!o || o == s->self)
         return; /* origins must be known members; our own echo is old news */
     for (uint8_t i = 0; i < o->nuseq; i++) {
@@ -1208,12 +604,12 @@ static void on_user(swim_t *s, const gossip_msg *g)
     u[o->nuseq].seq = g->user_seq;
     o->nuseq++;
 fresh:;
-    swim_member_info *info = info_new(s);
+    swim_member_info *info = sw_info_new(s);
     if (info) {
-        fill_info(o, info);
-        emit_info(s, SWIM_EV_USER, info, g->data, g->data_len, g->user_kind);
+        sw_fill_info(o, info);
+        sw_emit_info(s, SWIM_EV_USER, info, g->data, g->data_len, g->user_kind);
     }
-    bc_user(s, g);
+    sw_bc_user(s, g);
 }
 
 /* ---- probing ------------------------------------------------------------- */
@@ -1256,13 +652,13 @@ static void send_ping(swim_t *s, member *target, uint32_t seq, const hms_addr *t
     size_t n = 0;
     /* Buddy system: a suspect hears of it first thing, so it can refute. */
     if (target && target->status == SWIM_SUSPECT)
-        msg_status(target, GOSSIP_SUSPECT, s->self->name, &g[n++]);
+        sw_msg_status(target, GOSSIP_SUSPECT, s->self->name, &g[n++]);
     memset(&g[n], 0, sizeof(g[n]));
     g[n].type = GOSSIP_PING;
     g[n].seq = seq;
     memcpy(g[n].target_key, key, SWIM_KEY_LEN);
     n++;
-    send_pkt(s, to, key, g, n);
+    sw_send_pkt(s, to, key, g, n);
 }
 
 static void probe_start(swim_t *s, hms_time now)
@@ -1317,7 +713,7 @@ static void probe_indirect(swim_t *s)
         memcpy(g.target_key, t->key, SWIM_KEY_LEN);
         g.want_nack = true;
         s->st.indirect_probes++;
-        send_pkt(s, &r->addr, r->key, &g, 1);
+        sw_send_pkt(s, &r->addr, r->key, &g, 1);
     }
 }
 
@@ -1336,7 +732,7 @@ static void probe_finish(swim_t *s, hms_time now)
     }
     if (s->leaving)
         return;
-    on_suspect(s, t->name, t->key, t->inc, s->self->name, now);
+    sw_on_suspect(s, t->name, t->key, t->inc, s->self->name, now);
 }
 
 /* ---- packets ------------------------------------------------------------- */
@@ -1356,17 +752,17 @@ static void send_simple(swim_t *s, uint8_t type, uint32_t seq, const hms_addr *t
     memset(&g, 0, sizeof(g));
     g.type = type;
     g.seq = seq;
-    send_pkt(s, to, key, &g, 1);
+    sw_send_pkt(s, to, key, &g, 1);
 }
 
 static void on_ping_req(swim_t *s, const gossip_msg *g, hms_time now, const hms_addr *from,
                         const uint8_t *key)
 {
-    if (!htab_get(&s->by_key, true, key)) {
+    if (!sw_htab_get(&s->by_key, true, key)) {
         s->st.drop_unknown_sender++;
         return;
     }
-    member *t = htab_get(&s->by_key, true, g->target_key);
+    member *t = sw_htab_get(&s->by_key, true, g->target_key);
     if (!t || t == s->self) {
         if (g->want_nack)
             send_simple(s, GOSSIP_NACK, g->seq, from, key);
@@ -1456,23 +852,23 @@ static void ask_who(swim_t *s, hms_time now, const hms_addr *from, const uint8_t
     gossip_msg g[2];
     size_t n = 0;
     if (dead)
-        msg_status(dead, GOSSIP_DEAD, s->self->name, &g[n++]);
+        sw_msg_status(dead, GOSSIP_DEAD, s->self->name, &g[n++]);
     memset(&g[n], 0, sizeof(g[n]));
     g[n++].type = GOSSIP_WHO;
-    send_pkt(s, from, key, g, n);
+    sw_send_pkt(s, from, key, g, n);
 }
 
 void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[SWIM_KEY_LEN],
                const uint8_t *pkt, size_t len)
 {
-    out_gc(s);
+    sw_out_gc(s);
     s->st.packets_in++;
     s->st.bytes_in += len;
     if (!key || !from) {
         s->st.drop_malformed++;
         return;
     }
-    member *sender = htab_get(&s->by_key, true, key);
+    member *sender = sw_htab_get(&s->by_key, true, key);
     if (sender && sender->expelled) {
         s->st.drop_refused++;
         return;
@@ -1503,16 +899,16 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
             on_ack(s, g, true, key);
             break;
         case GOSSIP_ALIVE:
-            on_alive(s, g, now, true);
+            sw_on_alive(s, g, now, true);
             break;
         case GOSSIP_SUSPECT:
-            on_suspect(s, g->name, g->key, g->incarnation, g->from, now);
+            sw_on_suspect(s, g->name, g->key, g->incarnation, g->from, now);
             break;
         case GOSSIP_DEAD:
-            on_dead(s, g->name, g->key, g->incarnation, g->from, now, false);
+            sw_on_dead(s, g->name, g->key, g->incarnation, g->from, now, false);
             break;
         case GOSSIP_LEAVE:
-            on_dead(s, g->name, g->key, g->incarnation, g->name, now, true);
+            sw_on_dead(s, g->name, g->key, g->incarnation, g->name, now, true);
             break;
         case GOSSIP_USER:
             on_user(s, g);
@@ -1525,7 +921,7 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
             break;
         }
     }
-    sender = htab_get(&s->by_key, true, key);
+    sender = sw_htab_get(&s->by_key, true, key);
     if (!sender)
         ask_who(s, now, from, key, NULL);
     else if (sender->status == SWIM_DEAD && !s->leaving)
@@ -1535,282 +931,14 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
         size_t k = 0;
         for (size_t i = 0; i < s->nfix; i++)
             if (s->fix[i]->status == SWIM_ALIVE)
-                msg_alive(s->fix[i], &fix[k++]);
+                sw_msg_alive(s->fix[i], &fix[k++]);
         s->nfix = 0;
         if (k)
-            send_pkt(s, from, key, fix, k);
+            sw_send_pkt(s, from, key, fix, k);
     }
 }
 
-/* ---- push-pull ----------------------------------------------------------- */
-
-/* Encodes our state into a new buffer (the caller frees it). */
-static int pp_encode(swim_t *s, bool join, uint8_t **out, size_t *out_len)
-{
-    size_t need = 96;
-    for (size_t i = 0; i < s->nmembers; i++) {
-        const member *m = s->members[i];
-        need += 96 + strlen(m->name) + m->meta_len + m->cert_len;
-    }
-    if (need > GOSSIP_PP_BYTES_MAX)
-        need = GOSSIP_PP_BYTES_MAX;
-    uint8_t *buf = malloc(need);
-    if (!buf)
-        return -ENOMEM;
-    gossip_pp_writer w;
-    int rc = gossip_pp_begin(&w, buf, need, join, s->self->name);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    /* Our own record first, so a bounded state always carries it. */
-    for (size_t j = 0; j <= s->nmembers; j++) {
-        member *m = j == 0 ? s->self : s->members[j - 1];
-        if (j > 0 && m == s->self)
-            continue;
-        gossip_member gm;
-        memset(&gm, 0, sizeof(gm));
-        memcpy(gm.name, m->name, sizeof(gm.name));
-        memcpy(gm.key, m->key, SWIM_KEY_LEN);
-        gm.addr = m->addr;
-        gm.incarnation = m->inc;
-        gm.status = (uint8_t)m->status;
-        gm.meta = m->meta;
-        gm.meta_len = m->meta_len;
-        gm.cert = m->cert;
-        gm.cert_len = m->cert_len;
-        if (gossip_pp_add(&w, &gm) < 0)
-            break; /* at the bound: the rest is left to later exchanges */
-    }
-    size_t len;
-    if ((rc = gossip_pp_finish(&w, &len)) < 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
-/* Merges a remote state sent by the peer authenticated as key. A remote
- * "dead" becomes a suspicion here (the peer may be stale; the member gets a
- * chance to refute); "left" is taken as is. */
-static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *buf, size_t len,
-                    bool *join)
-{
-    gossip_pp_reader r;
-    char sender[GOSSIP_NAME_MAX + 1];
-    uint32_t count;
-    if (gossip_pp_open(&r, buf, len, join, sender, &count) < 0) {
-        s->st.drop_malformed++;
-        return -EBADMSG;
-    }
-    /* The sender's own record must be in the state, under its key. */
-    gossip_pp_reader chk = r;
-    gossip_member gm;
-    bool found = false;
-    while (gossip_pp_next(&chk, &gm) == 1) {
-        if (strcmp(gm.name, sender) == 0) {
-            found = key_eq(gm.key, key) && gm.status == SWIM_ALIVE;
-            break;
-        }
-    }
-    if (!found) {
-        s->st.drop_wrong_target++;
-        return -EPERM;
-    }
-    member *sm = htab_get(&s->by_key, true, key);
-    if (sm && sm->expelled) {
-        s->st.drop_refused++;
-        return -EPERM;
-    }
-    /* The sender is talking to us over an authenticated channel right now:
-     * if we hold it dead or suspect at the incarnation it still has, that
-     * is proof enough. Across a healed partition this first exchange then
-     * opens the way for gossip; without it, the refutations each side
-     * makes stay on its own side until another exchange carries them. */
-    if (sm && sm != s->self && strcmp(sm->name, sender) == 0 &&
-        (sm->status == SWIM_DEAD || sm->status == SWIM_SUSPECT) && sm->inc == gm.incarnation)
-        set_state(s, sm, sm->inc, SWIM_ALIVE, now, NULL);
-    while (gossip_pp_next(&r, &gm) == 1) {
-        gossip_msg g;
-        memset(&g, 0, sizeof(g));
-        memcpy(g.name, gm.name, sizeof(g.name));
-        memcpy(g.key, gm.key, SWIM_KEY_LEN);
-        g.addr = gm.addr;
-        g.incarnation = gm.incarnation;
-        g.meta = gm.meta;
-        g.meta_len = gm.meta_len;
-        g.cert = gm.cert;
-        g.cert_len = gm.cert_len;
-        switch (gm.status) {
-        case SWIM_ALIVE:
-            g.type = GOSSIP_ALIVE;
-            on_alive(s, &g, now, strcmp(gm.name, sender) == 0);
-            break;
-        case SWIM_SUSPECT:
-        case SWIM_DEAD:
-            /* Unknown members are learned as alive first so the accusation
-             * has a record to attach to. */
-            if (!htab_get(&s->by_name, false, gm.name) && gm.status == SWIM_SUSPECT) {
-                g.type = GOSSIP_ALIVE;
-                on_alive(s, &g, now, false);
-            }
-            on_suspect(s, gm.name, gm.key, gm.incarnation, sender, now);
-            break;
-        case SWIM_LEFT:
-            on_dead(s, gm.name, gm.key, gm.incarnation, gm.name, now, true);
-            break;
-        }
-    }
-    return 0;
-}
-
-static pp_pending *pp_track(swim_t *s, uint8_t kind, int seed_idx)
-{
-    if (s->npp == PP_PENDING_MAX) {
-        /* Forget the oldest: its reply will be ignored. */
-        if (s->pp[0].kind == PP_SEED && s->pp[0].seed >= 0)
-            s->seeds[s->pp[0].seed].pending = false;
-        memmove(s->pp, s->pp + 1, (PP_PENDING_MAX - 1) * sizeof(*s->pp));
-        s->npp--;
-    }
-    pp_pending *p = &s->pp[s->npp++];
-    p->token = ++s->next_token;
-    p->kind = kind;
-    p->seed = seed_idx;
-    return p;
-}
-
-static void pp_start(swim_t *s, const hms_addr *to, const uint8_t *key, bool join, uint8_t kind,
-                     int seed_idx)
-{
-    uint8_t *st;
-    size_t len;
-    if (pp_encode(s, join, &st, &len) < 0)
-        return;
-    outq_item *it = out_push(s);
-    if (!it) {
-        free(st);
-        return;
-    }
-    it->buf = st;
-    pp_pending *p = pp_track(s, kind, seed_idx);
-    it->o.kind = SWIM_OUT_PUSHPULL;
-    it->o.to = *to;
-    if (key) {
-        memcpy(it->o.to_key, key, SWIM_KEY_LEN);
-        it->o.to_key_known = true;
-    }
-    it->o.data = it->buf;
-    it->o.len = len;
-    it->o.token = p->token;
-    s->st.pushpulls_out++;
-}
-
-int swim_pushpull_serve(swim_t *s, hms_time now, const hms_addr *from,
-                        const uint8_t key[SWIM_KEY_LEN], const uint8_t *req, size_t len,
-                        const uint8_t **reply, size_t *reply_len)
-{
-    out_gc(s);
-    bool join;
-    if (!key || !req || !reply || !reply_len)
-        return -EINVAL;
-    int rc = pp_merge(s, now, key, req, len, &join);
-    if (rc < 0)
-        return rc;
-    s->st.pushpulls_in++;
-    free(s->pp_reply);
-    s->pp_reply = NULL;
-    if ((rc = pp_encode(s, false, &s->pp_reply, reply_len)) < 0)
-        return rc;
-    *reply = s->pp_reply;
-    return 0;
-}
-
-void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t key[SWIM_KEY_LEN],
-                        const uint8_t *reply, size_t len)
-{
-    out_gc(s);
-    size_t i;
-    for (i = 0; i < s->npp; i++)
-        if (s->pp[i].token == token)
-            break;
-    if (i == s->npp)
-        return;
-    pp_pending p = s->pp[i];
-    memmove(s->pp + i, s->pp + i + 1, (s->npp - i - 1) * sizeof(*s->pp));
-    s->npp--;
-    bool join, ok = reply && key && pp_merge(s, now, key, reply, len, &join) == 0;
-    if (p.kind == PP_SEED && p.seed >= 0 && (size_t)p.seed < s->nseeds) {
-        seed *sd = &s->seeds[p.seed];
-        sd->pending = false;
-        hms_time cap = HMS_MS(s->p.reconnect_interval_ms);
-        if (ok) {
-            sd->key_known = true;
-            memcpy(sd->key, key, SWIM_KEY_LEN);
-            if (!s->joined) {
-                /* Members that joined around the same time reach us by
-                 * gossip, but gossip aimed at a node few yet know can miss
-                 * us: a few early push-pulls with random members, at
-                 * doubling gaps, catch up (see catch-up in swim_tick). */
-                s->joined = true;
-                s->catchups = CATCHUPS;
-                s->catchup_gap = HMS_MS(s->p.probe_interval_ms) * 4;
-                s->next_pushpull = now + s->catchup_gap + rng_below(&s->r, s->catchup_gap);
-            }
-            sd->backoff = HMS_MS(s->p.probe_interval_ms) * 2;
-            sd->next_at = now + cap;
-        } else {
-            sd->next_at = now + sd->backoff;
-            sd->backoff = sd->backoff * 2 < cap ? sd->backoff * 2 : cap;
-        }
-    }
-}
-
-void swim_join(swim_t *s, hms_time now, const hms_addr *seeds, size_t n)
-{
-    out_gc(s);
-    for (size_t i = 0; seeds && i < n && s->nseeds < SEEDS_MAX; i++) {
-        if (seeds[i].family == 0 || hms_addr_equal(&seeds[i], &s->self->addr))
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < s->nseeds; j++)
-            dup |= hms_addr_equal(&s->seeds[j].addr, &seeds[i]);
-        if (dup)
-            continue;
-        seed *sd = &s->seeds[s->nseeds++];
-        memset(sd, 0, sizeof(*sd));
-        sd->addr = seeds[i];
-        sd->backoff = HMS_MS(s->p.probe_interval_ms) * 2;
-        sd->next_at = now;
-    }
-    for (size_t j = 0; j < s->nseeds; j++) {
-        if (s->seeds[j].pending)
-            continue;
-        s->seeds[j].pending = true;
-        s->seeds[j].next_at = now + s->seeds[j].backoff;
-        pp_start(s, &s->seeds[j].addr, s->seeds[j].key_known ? s->seeds[j].key : NULL, true,
-                 PP_SEED, (int)j);
-    }
-}
-
-static bool seed_in_cluster(const swim_t *s, const seed *sd)
-{
-    if (sd->key_known) {
-        member *m = htab_get(&s->by_key, true, sd->key);
-        if (m && m != s->self && m->status == SWIM_ALIVE)
-            return true;
-    }
-    for (size_t i = 0; i < s->nmembers; i++) {
-        member *m = s->members[i];
-        if (m != s->self && m->status == SWIM_ALIVE && hms_addr_equal(&m->addr, &sd->addr))
-            return true;
-    }
-    return false;
-}
-
-static member *random_member(swim_t *s, swim_status a, swim_status b)
+member *sw_random_member(swim_t *s, swim_status a, swim_status b)
 {
     for (int tries = 0; tries < 16 && s->nmembers > 1; tries++) {
         member *m = s->members[rng_below(&s->r, s->nmembers)];
@@ -1825,62 +953,6 @@ static member *random_member(swim_t *s, swim_status a, swim_status b)
             return m;
     }
     return NULL;
-}
-
-/* Dead members are retried (Serf's reconnect: with probability dead/alive
- * per interval, so the cluster-wide rate stays near one try per interval);
- * seeds that are not alive members are retried with backoff, forever; dead
- * and left records older than reconnect_timeout are forgotten. */
-static void reconnect_tick(swim_t *s, hms_time now)
-{
-    hms_time limit = HMS_MS(s->p.reconnect_timeout_ms);
-    for (size_t i = 0; i < s->nmembers;) {
-        member *m = s->members[i];
-        if ((m->status == SWIM_DEAD || m->status == SWIM_LEFT) && now - m->since >= limit) {
-            member_remove(s, m, now);
-            continue;
-        }
-        i++;
-    }
-    size_t ndead = s->counts[SWIM_DEAD];
-    size_t nalive = s->counts[SWIM_ALIVE];
-    if (ndead > 0 && !s->leaving) {
-        /* A cheap look at one random dead member, telling it so: a live
-         * one refutes, or answers a stale accusation with its record. This
-         * is what fixes a node that missed a refutation after a partition
-         * healed, long before the next push-pull. */
-        member *d = random_member(s, SWIM_DEAD, SWIM_DEAD);
-        if (d) {
-            gossip_msg g[2];
-            msg_status(d, GOSSIP_DEAD, s->self->name, &g[0]);
-            memset(&g[1], 0, sizeof(g[1]));
-            g[1].type = GOSSIP_PING;
-            g[1].seq = ++s->seq;
-            memcpy(g[1].target_key, d->key, SWIM_KEY_LEN);
-            send_pkt(s, &d->addr, d->key, g, 2);
-        }
-    }
-    if (ndead > 0 && !s->leaving &&
-        rng_below(&s->r, 1000000) < (uint64_t)(1000000.0 * (double)ndead / (double)nalive)) {
-        member *m = random_member(s, SWIM_DEAD, SWIM_DEAD);
-        if (m)
-            pp_start(s, &m->addr, m->key, false, PP_RECONNECT, -1);
-    }
-}
-
-static void seeds_tick(swim_t *s, hms_time now)
-{
-    for (size_t j = 0; j < s->nseeds; j++) {
-        seed *sd = &s->seeds[j];
-        if (sd->pending || now < sd->next_at)
-            continue;
-        if (seed_in_cluster(s, sd)) {
-            sd->next_at = now + HMS_MS(s->p.reconnect_interval_ms);
-            continue;
-        }
-        sd->pending = true;
-        pp_start(s, &sd->addr, sd->key_known ? sd->key : NULL, true, PP_SEED, (int)j);
-    }
 }
 
 /* ---- gossip rounds ------------------------------------------------------- */
@@ -1906,7 +978,7 @@ static void gossip_round(swim_t *s, hms_time now)
         }
         if (!m)
             return;
-        send_pkt(s, &m->addr, m->key, NULL, 0);
+        sw_send_pkt(s, &m->addr, m->key, NULL, 0);
     }
 }
 
@@ -1919,7 +991,7 @@ static hms_time min_t(hms_time a, hms_time b)
 
 hms_time swim_tick(swim_t *s, hms_time now)
 {
-    out_gc(s);
+    sw_out_gc(s);
     /* Suspicion timers. */
     for (size_t i = 0; i < s->nsuspects && !s->leaving; i++) {
         suspicion *sp = s->suspects[i]->susp;
@@ -1928,14 +1000,14 @@ hms_time swim_tick(swim_t *s, hms_time now)
              * gossiped like one from a failed probe. */
             sp->verify_check = 0;
             member *m = s->suspects[i];
-            on_suspect(s, m->name, m->key, m->inc, s->self->name, now);
+            sw_on_suspect(s, m->name, m->key, m->inc, s->self->name, now);
         }
     }
     for (size_t i = 0; i < s->nsuspects && !s->leaving;) {
         member *m = s->suspects[i];
         if (m->susp && now >= m->susp->deadline) {
-            set_state(s, m, m->inc, SWIM_DEAD, now, s->self->name); /* removes it */
-            bc_state(s, m, s->self->name);
+            sw_set_state(s, m, m->inc, SWIM_DEAD, now, s->self->name); /* removes it */
+            sw_bc_state(s, m, s->self->name);
             continue;
         }
         if (m->susp && now >= m->susp->verify_at) {
@@ -1996,16 +1068,16 @@ hms_time swim_tick(swim_t *s, hms_time now)
                 iv = s->catchup_gap + rng_below(&s->r, s->catchup_gap);
         }
         s->next_pushpull = now + iv;
-        member *m = s->leaving ? NULL : random_member(s, SWIM_ALIVE, SWIM_ALIVE);
+        member *m = s->leaving ? NULL : sw_random_member(s, SWIM_ALIVE, SWIM_ALIVE);
         if (m)
-            pp_start(s, &m->addr, m->key, false, PP_PERIODIC, -1);
+            sw_pp_start(s, &m->addr, m->key, false, PP_PERIODIC, -1);
     }
     if (now >= s->next_reconnect) {
         s->next_reconnect = now + HMS_MS(s->p.reconnect_interval_ms);
-        reconnect_tick(s, now);
+        sw_reconnect_tick(s, now);
     }
     if (!s->leaving)
-        seeds_tick(s, now);
+        sw_seeds_tick(s, now);
 
     hms_time next = min_t(s->next_gossip, s->next_pushpull);
     next = min_t(next, s->next_reconnect);
@@ -2089,8 +1161,8 @@ swim_t *swim_new(const swim_config *cfg, hms_time now)
     s->next_pushpull = now + HMS_MS(s->p.pushpull_interval_ms) / 2 +
                        rng_below(&s->r, HMS_MS(s->p.pushpull_interval_ms));
     s->next_reconnect = now + HMS_MS(s->p.reconnect_interval_ms);
-    emit(s, SWIM_EV_INCARNATION, me);
-    bc_state(s, me, NULL);
+    sw_emit(s, SWIM_EV_INCARNATION, me);
+    sw_bc_state(s, me, NULL);
     return s;
 }
 
@@ -2099,7 +1171,7 @@ void swim_delete(swim_t *s)
     if (!s)
         return;
     s->outq_head = s->outq_len;
-    out_gc(s);
+    sw_out_gc(s);
     free(s->outq);
     while (s->npkt_pool)
         free(s->pkt_pool[--s->npkt_pool]);
@@ -2127,14 +1199,14 @@ void swim_delete(swim_t *s)
 
 void swim_leave(swim_t *s, hms_time now)
 {
-    out_gc(s);
+    sw_out_gc(s);
     if (s->leaving)
         return;
     s->leaving = true;
     s->leave_at = now;
     s->probe.active = false;
-    set_state(s, s->self, s->self->inc, SWIM_LEFT, now, NULL);
-    bc_state(s, s->self, NULL);
+    sw_set_state(s, s->self, s->self->inc, SWIM_LEFT, now, NULL);
+    sw_bc_state(s, s->self, NULL);
     /* Send it now rather than at the next gossip round. */
     s->next_gossip = now;
 }
@@ -2154,7 +1226,7 @@ bool swim_leave_propagated(swim_t *s, hms_time now)
 
 int swim_set_meta(swim_t *s, hms_time now, const uint8_t *meta, size_t len)
 {
-    out_gc(s);
+    sw_out_gc(s);
     if (len > SWIM_META_MAX || (len && !meta))
         return -EINVAL;
     if (s->leaving)
@@ -2162,14 +1234,14 @@ int swim_set_meta(swim_t *s, hms_time now, const uint8_t *meta, size_t len)
     if (set_blob(&s->self->meta, &s->self->meta_len, meta, len) < 0)
         return -ENOMEM;
     self_bump(s, s->self->inc, now);
-    emit(s, SWIM_EV_UPDATE, s->self);
+    sw_emit(s, SWIM_EV_UPDATE, s->self);
     (void)now;
     return 0;
 }
 
 int swim_broadcast(swim_t *s, hms_time now, uint8_t kind, const uint8_t *data, size_t len)
 {
-    out_gc(s);
+    sw_out_gc(s);
     if (len > SWIM_USER_MAX || (len && !data))
         return -EINVAL;
     gossip_msg g;
@@ -2180,20 +1252,20 @@ int swim_broadcast(swim_t *s, hms_time now, uint8_t kind, const uint8_t *data, s
     g.user_seq = ++s->user_seq;
     g.data = data;
     g.data_len = (uint16_t)len;
-    bc_user(s, &g);
+    sw_bc_user(s, &g);
     (void)now;
     return 0;
 }
 
 void swim_expel(swim_t *s, hms_time now, const uint8_t key[SWIM_KEY_LEN])
 {
-    out_gc(s);
-    member *m = key ? htab_get(&s->by_key, true, key) : NULL;
+    sw_out_gc(s);
+    member *m = key ? sw_htab_get(&s->by_key, true, key) : NULL;
     if (!m || m == s->self)
         return;
     m->expelled = true;
-    set_state(s, m, m->inc + 1, SWIM_DEAD, now, s->self->name);
-    bc_state(s, m, s->self->name);
+    sw_set_state(s, m, m->inc + 1, SWIM_DEAD, now, s->self->name);
+    sw_bc_state(s, m, s->self->name);
 }
 
 /* ---- queries ------------------------------------------------------------- */
@@ -2206,7 +1278,7 @@ static const swim_member_info *view(const member *cm)
         if (!m->view)
             return NULL;
     }
-    fill_info(m, m->view);
+    sw_fill_info(m, m->view);
     return m->view;
 }
 
@@ -2222,13 +1294,13 @@ const swim_member_info *swim_member_at(const swim_t *s, size_t i)
 
 const swim_member_info *swim_member_find(const swim_t *s, const char *name)
 {
-    member *m = name ? htab_get(&s->by_name, false, name) : NULL;
+    member *m = name ? sw_htab_get(&s->by_name, false, name) : NULL;
     return m ? view(m) : NULL;
 }
 
 const swim_member_info *swim_member_by_key(const swim_t *s, const uint8_t key[SWIM_KEY_LEN])
 {
-    member *m = key ? htab_get(&s->by_key, true, key) : NULL;
+    member *m = key ? sw_htab_get(&s->by_key, true, key) : NULL;
     return m ? view(m) : NULL;
 }
 
@@ -2239,7 +1311,7 @@ const swim_member_info *swim_self(const swim_t *s)
 
 int swim_member_status(const swim_t *s, const char *name, uint64_t *incarnation)
 {
-    member *m = name ? htab_get(&s->by_name, false, name) : NULL;
+    member *m = name ? sw_htab_get(&s->by_name, false, name) : NULL;
     if (!m)
         return -ENOENT;
     if (incarnation)
@@ -2249,7 +1321,7 @@ int swim_member_status(const swim_t *s, const char *name, uint64_t *incarnation)
 
 hms_time swim_suspicion_deadline(const swim_t *s, const char *name)
 {
-    member *m = name ? htab_get(&s->by_name, false, name) : NULL;
+    member *m = name ? sw_htab_get(&s->by_name, false, name) : NULL;
     return m && m->susp ? m->susp->deadline : 0;
 }
 

@@ -6,7 +6,7 @@
  *
  * Regenerate the seed corpus in corpus/fuzz_gossip_pp/ with
  *   cc -DGOSSIP_CORPUS_GEN -I. tests/fuzz/fuzz_gossip_pp.c proto/gossip.c proto/addr.c \
- *      agent/swim/swim.c agent/swim/swim_profile.c $(pkg-config --cflags --libs msgpack) -lm \
+ *      agent/swim/swim*.c $(pkg-config --cflags --libs msgpack) -lm \
  *      -o /tmp/gen && /tmp/gen tests/fuzz/corpus/fuzz_gossip_pp
  */
 #include <stdio.h>
