@@ -6,6 +6,12 @@
 # status shows the failure, and afterwards the log holds every entry and
 # verifies.
 . "$(dirname "$0")/cluster_lib.bash"
+# 127.0.55.21: apart from audit_crash (127.0.55.1), so both can run at once
+node_args() {
+  printf '%s\n' --node "n$1" --bind "127.0.$2.$(($1 + 20)):7950" --data-dir "$W/d$1" \
+    --socket "$W/s$1" --profile "$PROFILE" --ca "$W/pki/ca.pub" --cert "$W/pki/n$1.cert" \
+    --node-key "$W/pki/n$1.key"
+}
 export HMS_AUDIT_SEAL_MS=200
 export HMS_AUDIT_FAULT=write:12:ENOSPC:25
 start_cluster 1 55
