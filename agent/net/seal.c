@@ -41,7 +41,10 @@
  * peer-check callback accepted, or for a peer we seal to. Replay protection
  * of a peer holds while its entry is cached; an evicted peer starts again
  * with an empty window, which is why the cache is sized above the largest
- * supported cluster.
+ * supported cluster. The cache starts at CACHE_INITIAL entries and doubles
+ * up to the maximum, so a small cluster does not pay for the largest one;
+ * a grown table is copied and the old one zeroed before it is freed (it
+ * holds keys).
  *
  * Check order in hms_open (cheap first): length and version, receiver id,
  * peer check, epoch and window, key derivation, tag.
@@ -65,7 +68,7 @@
 #define ID_LEN 8
 #define WINDOW_BITS 1024
 #define WINDOW_WORDS (WINDOW_BITS / 64)
-#define NBUCKETS (2 * HMS_SEAL_CACHE_MAX)
+#define CACHE_INITIAL 16
 #define NIL UINT32_MAX
 
 _Static_assert(HDR_LEN + TAG_LEN <= HMS_SEAL_OVERHEAD, "seal overhead");
@@ -94,11 +97,15 @@ struct hms_sealer {
     hms_seal_peer_check check;
     void *ctx;
     uint8_t hkey[crypto_shorthash_KEYBYTES];
-    uint32_t buckets[NBUCKETS];
+    /* Entries [0, n_slots) have been handed out; removed ones wait on
+     * free_list. nbuckets = 2 * cap. */
+    uint32_t *buckets;
+    uint32_t nbuckets;
     uint32_t lru_head, lru_tail; /* head: most recently used */
+    uint32_t cap, n_slots;
     uint32_t nfree;
-    uint32_t free_list[HMS_SEAL_CACHE_MAX];
-    peer_entry entries[HMS_SEAL_CACHE_MAX];
+    uint32_t *free_list;
+    peer_entry *entries;
 };
 
 const char *hms_seal_result_name(hms_seal_result r)
@@ -160,7 +167,7 @@ static uint32_t bucket_of(const hms_sealer *s, const uint8_t pk[32])
     crypto_shorthash(h, pk, 32, s->hkey);
     for (int i = 0; i < 8; i++)
         v = (v << 8) | h[i];
-    return (uint32_t)(v % NBUCKETS);
+    return (uint32_t)(v % s->nbuckets);
 }
 
 static void lru_unlink(hms_sealer *s, uint32_t i)
@@ -244,6 +251,64 @@ out:
     return rc;
 }
 
+/* Doubles the cache (up to HMS_SEAL_CACHE_MAX) and rehashes every entry.
+ * Returns 0, -ENOSPC at the maximum or -ENOMEM; on failure nothing changed.
+ * No realloc: the old entries hold keys and are zeroed before being freed. */
+static int cache_grow(hms_sealer *s)
+{
+    if (s->cap >= HMS_SEAL_CACHE_MAX)
+        return -ENOSPC;
+    uint32_t ncap = s->cap ? s->cap * 2 : CACHE_INITIAL;
+    if (ncap > HMS_SEAL_CACHE_MAX)
+        ncap = HMS_SEAL_CACHE_MAX;
+    uint32_t nb = 2 * ncap;
+    uint32_t *buckets = malloc(nb * sizeof(*buckets));
+    uint32_t *free_list = malloc(ncap * sizeof(*free_list));
+    peer_entry *entries = malloc(ncap * sizeof(*entries));
+    if (!buckets || !free_list || !entries) {
+        free(buckets);
+        free(free_list);
+        free(entries);
+        return -ENOMEM;
+    }
+    if (s->cap) {
+        memcpy(entries, s->entries, s->cap * sizeof(*entries));
+        sodium_memzero(s->entries, s->cap * sizeof(*entries));
+    }
+    if (s->nfree)
+        memcpy(free_list, s->free_list, s->nfree * sizeof(*free_list));
+    free(s->entries);
+    free(s->free_list);
+    free(s->buckets);
+    s->entries = entries;
+    s->free_list = free_list;
+    s->buckets = buckets;
+    s->nbuckets = nb;
+    s->cap = ncap;
+    for (uint32_t b = 0; b < nb; b++)
+        s->buckets[b] = NIL;
+    for (uint32_t i = s->lru_head; i != NIL; i = s->entries[i].lru_next) {
+        uint32_t b = bucket_of(s, s->entries[i].pk);
+        s->entries[i].hnext = s->buckets[b];
+        s->buckets[b] = i;
+    }
+    return 0;
+}
+
+/* A free entry: a removed one, a never used one, a new one after growing
+ * the cache, or (at the maximum) the least recently used peer's. */
+static uint32_t cache_slot(hms_sealer *s)
+{
+    if (s->nfree == 0 && s->n_slots == s->cap && cache_grow(s) < 0)
+        cache_remove(s, s->lru_tail);
+    if (s->nfree)
+        return s->free_list[--s->nfree];
+    uint32_t i = s->n_slots++;
+    sodium_memzero(&s->entries[i], sizeof(s->entries[i]));
+    s->entries[i].hnext = s->entries[i].lru_prev = s->entries[i].lru_next = NIL;
+    return i;
+}
+
 /* Finds or creates the entry for peer_pk, most recently used first.
  * Returns its index, or NIL when the key is unusable. */
 static uint32_t cache_get(hms_sealer *s, const uint8_t peer_pk[32])
@@ -254,9 +319,7 @@ static uint32_t cache_get(hms_sealer *s, const uint8_t peer_pk[32])
         lru_push_front(s, i);
         return i;
     }
-    if (s->nfree == 0)
-        cache_remove(s, s->lru_tail);
-    i = s->free_list[--s->nfree];
+    i = cache_slot(s);
     peer_entry *e = &s->entries[i];
     if (derive(s, peer_pk, e->k_tx, e->k_rx) != 0) {
         sodium_memzero(e, sizeof(*e));
@@ -362,14 +425,14 @@ hms_sealer *hms_sealer_new(const uint8_t ed_sk[64], uint64_t epoch, hms_seal_pee
     s->check = check;
     s->ctx = ctx;
     randombytes_buf(s->hkey, sizeof(s->hkey));
-    for (uint32_t b = 0; b < NBUCKETS; b++)
-        s->buckets[b] = NIL;
     s->lru_head = s->lru_tail = NIL;
-    for (uint32_t i = 0; i < HMS_SEAL_CACHE_MAX; i++) {
-        s->entries[i].hnext = s->entries[i].lru_prev = s->entries[i].lru_next = NIL;
-        s->free_list[i] = HMS_SEAL_CACHE_MAX - 1 - i;
+    /* The first size is allocated now, so the LRU fallback of cache_slot
+     * always has an entry to reuse. */
+    if (cache_grow(s) < 0) {
+        hms_sealer_delete(s);
+        errno = ENOMEM;
+        return NULL;
     }
-    s->nfree = HMS_SEAL_CACHE_MAX;
     return s;
 }
 
@@ -377,6 +440,12 @@ void hms_sealer_delete(hms_sealer *s)
 {
     if (!s)
         return;
+    if (s->entries) {
+        sodium_memzero(s->entries, s->cap * sizeof(*s->entries));
+        free(s->entries);
+    }
+    free(s->free_list);
+    free(s->buckets);
     sodium_memzero(s, sizeof(*s));
     free(s);
 }
@@ -392,7 +461,7 @@ void hms_sealer_forget(hms_sealer *s, const uint8_t peer_pk[32])
 
 size_t hms_sealer_cached(const hms_sealer *s)
 {
-    return s ? HMS_SEAL_CACHE_MAX - s->nfree : 0;
+    return s ? s->n_slots - s->nfree : 0;
 }
 
 int hms_seal(hms_sealer *s, const uint8_t peer_pk[32], const uint8_t *pt, size_t len, uint8_t *out,

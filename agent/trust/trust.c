@@ -29,7 +29,7 @@
 #include "agent/trust/keyfile.h"
 
 #define NIL UINT32_MAX
-#define NBUCKETS (2 * HMS_TRUST_PEERS_MAX)
+#define PEERS_INITIAL 16 /* first size of the peer table; it doubles up to the max */
 #define REVOKED_KEYS_MAX (2 * HMS_TRUST_REVOCATIONS_MAX)
 
 typedef struct peer {
@@ -69,10 +69,15 @@ struct hms_trust {
     serial_ref *revoked_serials; /* sorted */
     size_t n_revoked_serials, cap_revoked_serials;
 
-    /* Peer table: hash chains plus an LRU list (head = most recent). */
+    /* Peer table: hash chains plus an LRU list (head = most recent). Slots
+     * [0, n_slots) have been handed out; removed ones wait on free_list. The
+     * arrays start small and double up to HMS_TRUST_PEERS_MAX, so a small
+     * cluster does not pay for the largest one; buckets = 2 * cap_peers. */
     uint8_t hkey[crypto_shorthash_KEYBYTES];
     uint32_t *buckets;
+    uint32_t nbuckets;
     peer *peers;
+    uint32_t cap_peers, n_slots;
     uint32_t *free_list;
     uint32_t nfree;
     uint32_t lru_head, lru_tail;
@@ -203,7 +208,7 @@ static uint32_t bucket_of(const hms_trust *t, const uint8_t pk[32])
     crypto_shorthash(h, pk, 32, t->hkey);
     for (int i = 0; i < 8; i++)
         v = (v << 8) | h[i];
-    return (uint32_t)(v % NBUCKETS);
+    return (uint32_t)(v % t->nbuckets);
 }
 
 static void lru_unlink(hms_trust *t, uint32_t i)
@@ -254,6 +259,57 @@ static void peer_remove(hms_trust *t, uint32_t i)
     t->free_list[t->nfree++] = i;
 }
 
+/* Doubles the peer table (up to HMS_TRUST_PEERS_MAX) and rehashes every
+ * entry. Returns 0, or -ENOSPC at the maximum, or -ENOMEM; on failure the
+ * table is unchanged. */
+static int peers_grow(hms_trust *t)
+{
+    if (t->cap_peers >= HMS_TRUST_PEERS_MAX)
+        return -ENOSPC;
+    uint32_t ncap = t->cap_peers ? t->cap_peers * 2 : PEERS_INITIAL;
+    if (ncap > HMS_TRUST_PEERS_MAX)
+        ncap = HMS_TRUST_PEERS_MAX;
+    uint32_t nb = 2 * ncap;
+    uint32_t *buckets = malloc(nb * sizeof(*buckets));
+    uint32_t *free_list = malloc(ncap * sizeof(*free_list));
+    peer *peers = buckets && free_list ? realloc(t->peers, ncap * sizeof(*peers)) : NULL;
+    if (!peers) {
+        free(buckets);
+        free(free_list);
+        return -ENOMEM;
+    }
+    t->peers = peers;
+    if (t->nfree)
+        memcpy(free_list, t->free_list, t->nfree * sizeof(*free_list));
+    free(t->free_list);
+    t->free_list = free_list;
+    free(t->buckets);
+    t->buckets = buckets;
+    t->nbuckets = nb;
+    t->cap_peers = ncap;
+    for (uint32_t b = 0; b < nb; b++)
+        t->buckets[b] = NIL;
+    for (uint32_t i = t->lru_head; i != NIL; i = t->peers[i].lru_next) {
+        uint32_t b = bucket_of(t, t->peers[i].cert.node_pk);
+        t->peers[i].hnext = t->buckets[b];
+        t->buckets[b] = i;
+    }
+    return 0;
+}
+
+/* A free slot: a removed one, a never used one, a new one after growing the
+ * table, or (at the maximum) the least recently used peer's. */
+static uint32_t peer_slot(hms_trust *t)
+{
+    if (t->nfree == 0 && t->n_slots == t->cap_peers && peers_grow(t) < 0)
+        peer_remove(t, t->lru_tail);
+    if (t->nfree)
+        return t->free_list[--t->nfree];
+    uint32_t i = t->n_slots++;
+    t->peers[i].hnext = t->peers[i].lru_prev = t->peers[i].lru_next = NIL;
+    return i;
+}
+
 /* Inserts or replaces the certificate for its key. */
 static void peer_put(hms_trust *t, const hms_cert *c)
 {
@@ -266,9 +322,7 @@ static void peer_put(hms_trust *t, const hms_cert *c)
         lru_push_front(t, i);
         return;
     }
-    if (t->nfree == 0)
-        peer_remove(t, t->lru_tail);
-    i = t->free_list[--t->nfree];
+    i = peer_slot(t);
     peer *p = &t->peers[i];
     p->cert = *c;
     uint32_t b = bucket_of(t, c->node_pk);
@@ -613,23 +667,15 @@ int hms_trust_new(const hms_trust_config *cfg, uint64_t now_unix, hms_trust **ou
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    t->buckets = malloc(NBUCKETS * sizeof(*t->buckets));
-    t->peers = calloc(HMS_TRUST_PEERS_MAX, sizeof(*t->peers));
-    t->free_list = malloc(HMS_TRUST_PEERS_MAX * sizeof(*t->free_list));
-    if (!t->buckets || !t->peers || !t->free_list) {
+    t->lru_head = t->lru_tail = NIL;
+    randombytes_buf(t->hkey, sizeof(t->hkey));
+    /* The first size is allocated now, so the LRU fallback of peer_slot
+     * always has a slot to reuse. */
+    if (peers_grow(t) < 0) {
         snprintf(err, errlen, "out of memory");
         rc = -ENOMEM;
         goto fail;
     }
-    for (uint32_t b = 0; b < NBUCKETS; b++)
-        t->buckets[b] = NIL;
-    for (uint32_t i = 0; i < HMS_TRUST_PEERS_MAX; i++) {
-        t->peers[i].hnext = t->peers[i].lru_prev = t->peers[i].lru_next = NIL;
-        t->free_list[i] = HMS_TRUST_PEERS_MAX - 1 - i;
-    }
-    t->nfree = HMS_TRUST_PEERS_MAX;
-    t->lru_head = t->lru_tail = NIL;
-    randombytes_buf(t->hkey, sizeof(t->hkey));
     t->skew = cfg->skew ? cfg->skew : HMS_TRUST_SKEW_DEFAULT;
     t->on_revoked = cfg->on_revoked;
     t->on_revoked_ctx = cfg->on_revoked_ctx;
@@ -881,5 +927,5 @@ void hms_trust_forget(hms_trust *t, const uint8_t ed_pk[32])
 
 size_t hms_trust_peer_count(const hms_trust *t)
 {
-    return t ? HMS_TRUST_PEERS_MAX - t->nfree : 0;
+    return t ? t->n_slots - t->nfree : 0;
 }
