@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <ev.h>
 
 #include "agent/agent.h"
@@ -1022,12 +1021,11 @@ int hms_catalog_start(hms_agent *a, char *err, size_t errlen)
     }
     c->agent = a;
     c->loop = a->loop;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     uint64_t start = stamp_now(), saved = version_load(a);
     c->view = cat_view_new(a->name, saved >= start ? saved + 1 : start);
     c->prober = cat_prober_new(a->loop);
     if (!c->view || !c->prober) {
-        snprintf(err, errlen, "catalog: cannot set up (out of memory, or libcurl failed)");
+        snprintf(err, errlen, "catalog: out of memory");
         cat_view_delete(c->view);
         cat_prober_delete(c->prober);
         free(c);

@@ -5,10 +5,15 @@
  * transfers are collected with curl_multi_info_read after each action.
  * Results are delivered through a zero-delay timer so that a callback never
  * runs inside the function that started the probe.
+ *
+ * libcurl is reached through agent/curl_dl.h and loaded, with the multi
+ * handle, by the first HTTP probe: an agent without HTTP checks never maps
+ * it. If it cannot be loaded, the probe is critical with the reason.
  */
 #include "agent/catalog/probe.h"
 
 #include "agent/catalog/health.h"
+#include "agent/curl_dl.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -49,6 +54,7 @@ struct cat_probe {
 
 struct cat_prober {
     struct ev_loop *loop;
+    const hms_curl_api *cu; /* NULL until the first HTTP probe */
     CURLM *multi;
     ev_timer timer;
     size_t count;
@@ -89,8 +95,8 @@ static void probe_release(cat_probe *pr)
         pr->fd = -1;
     }
     if (pr->easy) {
-        curl_multi_remove_handle(p->multi, pr->easy);
-        curl_easy_cleanup(pr->easy);
+        p->cu->multi_remove_handle(p->multi, pr->easy);
+        p->cu->easy_cleanup(pr->easy);
         pr->easy = NULL;
     }
 }
@@ -167,7 +173,7 @@ static void sock_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     cat_prober *p = sw->p;
     int flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
-    curl_multi_socket_action(p->multi, sw->fd, flags, &running);
+    p->cu->multi_socket_action(p->multi, sw->fd, flags, &running);
     check_done(p);
 }
 
@@ -178,7 +184,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
     if (what == CURL_POLL_REMOVE) {
         if (sw) {
             ev_io_stop(p->loop, &sw->io);
-            curl_multi_assign(p->multi, s, NULL);
+            p->cu->multi_assign(p->multi, s, NULL);
             free(sw);
         }
         return 0;
@@ -191,7 +197,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         sw->p = p;
         ev_init(&sw->io, sock_io_cb);
         sw->io.data = sw;
-        curl_multi_assign(p->multi, s, sw);
+        p->cu->multi_assign(p->multi, s, sw);
     }
     int ev = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
     ev_io_stop(p->loop, &sw->io);
@@ -204,7 +210,7 @@ static void multi_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     cat_prober *p = w->data;
     int running;
-    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    p->cu->multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(p);
 }
 
@@ -224,18 +230,18 @@ static void check_done(cat_prober *p)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(p->multi, &left))) {
+    while ((msg = p->cu->multi_info_read(p->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         cat_probe *pr = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&pr);
+        p->cu->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&pr);
         if (!pr)
             continue;
         CURLcode res = msg->data.result;
         long code = 0;
-        curl_easy_getinfo(pr->easy, CURLINFO_RESPONSE_CODE, &code);
-        curl_multi_remove_handle(p->multi, pr->easy);
-        curl_easy_cleanup(pr->easy);
+        p->cu->easy_getinfo(pr->easy, CURLINFO_RESPONSE_CODE, &code);
+        p->cu->multi_remove_handle(p->multi, pr->easy);
+        p->cu->easy_cleanup(pr->easy);
         pr->easy = NULL;
         if (res == CURLE_WRITE_ERROR && pr->capped && code > 0)
             res = CURLE_OK;
@@ -243,7 +249,7 @@ static void check_done(cat_prober *p)
         if (res == CURLE_OPERATION_TIMEDOUT)
             finish(pr, CAT_CRITICAL, "timeout after %lu ms", (unsigned long)pr->timeout_ms);
         else if (res != CURLE_OK)
-            finish(pr, CAT_CRITICAL, "%s", pr->errbuf[0] ? pr->errbuf : curl_easy_strerror(res));
+            finish(pr, CAT_CRITICAL, "%s", pr->errbuf[0] ? pr->errbuf : p->cu->easy_strerror(res));
         else
             finish(pr, cat_health_http(code), "HTTP %ld%s%s", code, pr->body[0] ? ": " : "",
                    pr->body);
@@ -279,18 +285,32 @@ cat_prober *cat_prober_new(struct ev_loop *loop)
     if (!p)
         return NULL;
     p->loop = loop;
-    p->multi = curl_multi_init();
-    if (!p->multi) {
-        free(p);
-        return NULL;
-    }
     ev_timer_init(&p->timer, multi_timer_cb, 0., 0.);
     p->timer.data = p;
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
     return p;
+}
+
+/* Loads libcurl and makes the multi handle, once. 0, or -ENOENT with the
+ * reason in err (library missing or broken), or -ENOMEM. */
+static int multi_ready(cat_prober *p, char *err, size_t errlen)
+{
+    if (p->multi)
+        return 0;
+    const hms_curl_api *cu = hms_curl(err, errlen);
+    if (!cu)
+        return -ENOENT;
+    CURLM *m = cu->multi_init();
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    cu->multi_setopt(m, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    cu->multi_setopt(m, CURLMOPT_SOCKETDATA, p);
+    cu->multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_cb);
+    cu->multi_setopt(m, CURLMOPT_TIMERDATA, p);
+    p->cu = cu;
+    p->multi = m;
+    return 0;
 }
 
 void cat_prober_delete(cat_prober *p)
@@ -301,7 +321,8 @@ void cat_prober_delete(cat_prober *p)
         cat_probe_cancel(p->head);
     ev_timer_stop(p->loop, &p->timer);
     /* curl_multi_cleanup calls sock_cb with CURL_POLL_REMOVE for what is left */
-    curl_multi_cleanup(p->multi);
+    if (p->multi)
+        p->cu->multi_cleanup(p->multi);
     free(p);
 }
 
@@ -314,27 +335,43 @@ int cat_probe_http(cat_prober *p, const char *url, uint32_t timeout_ms, cat_prob
     if (!pr)
         return p->count >= CAT_PROBES_MAX ? -ENOSPC : -ENOMEM;
     pr->timeout_ms = timeout_ms;
-    pr->easy = curl_easy_init();
+    char why[CAT_PROBE_OUTPUT_MAX + 1];
+    int rc = multi_ready(p, why, sizeof(why));
+    if (rc == -ENOMEM) {
+        cat_probe_cancel(pr);
+        return rc;
+    }
+    if (rc < 0) {
+        /* No libcurl: the check cannot run, which is a failing check. */
+        finish(pr, CAT_CRITICAL, "%s", why);
+        if (out)
+            *out = pr;
+        return 0;
+    }
+    const hms_curl_api *cu = p->cu;
+    pr->easy = cu->easy_init();
     if (!pr->easy) {
         cat_probe_cancel(pr);
         return -ENOMEM;
     }
+    /* Through the table, curl's compile-time option type checks do not
+     * apply: every value below has the type the option documents. */
     CURL *e = pr->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, pr);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pr->errbuf);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, pr);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "hms-agent health check");
+    cu->easy_setopt(e, CURLOPT_URL, url);
+    cu->easy_setopt(e, CURLOPT_PRIVATE, (void *)pr);
+    cu->easy_setopt(e, CURLOPT_ERRORBUFFER, pr->errbuf);
+    cu->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    cu->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
+    cu->easy_setopt(e, CURLOPT_WRITEDATA, (void *)pr);
+    cu->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(e, CURLOPT_NOPROXY, "*");
+    cu->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    cu->easy_setopt(e, CURLOPT_USERAGENT, "hms-agent health check");
     /* Each check proves a fresh connection can be made, as a client would. */
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    if (curl_multi_add_handle(p->multi, e) != CURLM_OK) {
+    cu->easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    cu->easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    if (cu->multi_add_handle(p->multi, e) != CURLM_OK) {
         cat_probe_cancel(pr);
         return -ENOMEM;
     }

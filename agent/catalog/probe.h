@@ -29,7 +29,8 @@ typedef struct cat_probe cat_probe;
 
 typedef void (*cat_probe_done)(void *ctx, cat_status st, const char *output);
 
-/* NULL when curl cannot be set up. */
+/* NULL when out of memory. libcurl is loaded by the first HTTP probe; if it
+ * cannot be, that probe and the next ones are critical with the reason. */
 cat_prober *cat_prober_new(struct ev_loop *loop);
 /* Cancels every probe in flight (their callbacks do not run) and frees. */
 void cat_prober_delete(cat_prober *p);
