@@ -13,7 +13,7 @@ node_args() {
     --node-key "$W/pki/n$1.key"
 }
 export HMS_AUDIT_SEAL_MS=200
-export HMS_AUDIT_FAULT=write:12:ENOSPC:25
+export HMS_AUDIT_FAULT=write:12:ENOSPC:6
 start_cluster 1 55
 up() { ctl 1 audit status >/dev/null 2>&1; }
 wait_for 10 "agent answers" up
