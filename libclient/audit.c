@@ -198,7 +198,7 @@ int hms_client_audit_verify(hms_client *c, const char *node, bool all, json_t **
 int hms_client_audit_export(hms_client *c, const char *node, uint64_t since_ns,
                             hms_audit_entry_cb fn, void *ctx)
 {
-    char cursor[64] = "";
+    char cursor[100] = "";
     for (;;) {
         args a = {.node = node, .since = since_ns, .has_since = true, .limit = 1000,
                   .has_limit = true, .cursor = cursor[0] ? cursor : NULL};

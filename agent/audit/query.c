@@ -29,8 +29,11 @@ static int visit_cb(void *ctx, const hms_audit_entry *e, const uint8_t hash[32],
                     const uint8_t *enc, size_t len)
 {
     struct visit_ctx *v = ctx;
-    v->stop = v->fn(v->ctx, v->l, e, hash);
-    return v->stop;
+    /* After the caller has enough, the rest of the segment is still
+     * verified (chain and seal): nothing is handed out unverified. */
+    if (!v->stop)
+        v->stop = v->fn(v->ctx, v->l, e, hash);
+    return 0;
 }
 
 /* Runs fn over the entries of segments [from, to) of l, verifying each
@@ -52,10 +55,10 @@ static int scan_log(alog *l, size_t from, size_t to, visit_fn fn, void *ctx)
         const char *why;
         r = hms_audit_segment_verify(b, len, l->key, !g->sealed, &info, &off, &why, visit_cb, &v);
         free(owned);
-        if (v.stop)
-            return v.stop;
         if (r < 0 && r != HMS_AUDIT_TORN)
             return -EBADMSG;
+        if (v.stop)
+            return v.stop;
     }
     return 0;
 }
@@ -95,12 +98,14 @@ struct collect {
     size_t limit;
     const char *reqid;
     uint64_t since_ns;
-    uint64_t skip; /* entries to pass over first */
+    uint64_t skip;    /* entries to pass over first */
+    uint64_t visited; /* entries seen, skipped ones included */
 };
 
 static int collect_cb(void *ctx, alog *l, const hms_audit_entry *e, const uint8_t h[32])
 {
     struct collect *c = ctx;
+    c->visited++;
     if (c->skip) {
         c->skip--;
         return 0;
@@ -128,7 +133,7 @@ json_t *hms_audit_query_tail(hms_audit *a, const uint8_t *key, size_t n, int *er
         from--;
         have += l->segs[from].count;
     }
-    struct collect c = {json_array(), 0, NULL, 0, have > n ? have - n : 0};
+    struct collect c = {json_array(), 0, NULL, 0, have > n ? have - n : 0, 0};
     int r = scan_log(l, from, l->nsegs, collect_cb, &c);
     if (r < 0) {
         *err = r;
@@ -160,7 +165,7 @@ json_t *hms_audit_query_find(hms_audit *a, const uint8_t *key, bool all, const c
                              size_t limit, int *err)
 {
     *err = 0;
-    struct collect c = {json_array(), limit, reqid, 0, 0};
+    struct collect c = {json_array(), limit, reqid, 0, 0, 0};
     for (size_t i = 0; i < a->store.nlogs; i++) {
         alog *l = a->store.logs[i];
         if (!all && l != (key ? astore_find(&a->store, key) : a->own))
@@ -195,13 +200,27 @@ json_t *hms_audit_query_find(hms_audit *a, const uint8_t *key, bool all, const c
 json_t *hms_audit_query_export(hms_audit *a, const uint8_t *key, uint64_t since_ns,
                                const char *cursor, size_t limit, int *err)
 {
-    /* cursor: "<log index>:<segment index>" into a stable order of logs
-     * (sorted by key), so pages never repeat or skip entries that exist. */
+    /* cursor: "<origin key hex>:<segment number>:<entries done in it>",
+     * where to go on in the order (key, segment number, sequence). It names
+     * data, not positions, so logs or segments arriving between pages
+     * neither repeat nor hide entries that were already there. */
     *err = 0;
-    size_t li = 0, si = 0;
-    if (cursor && cursor[0] && sscanf(cursor, "%zu:%zu", &li, &si) != 2) {
-        *err = -EINVAL;
-        return NULL;
+    uint8_t ckey[32];
+    unsigned long long cseg = 0, cskip = 0;
+    bool has_cursor = cursor && cursor[0];
+    if (has_cursor) {
+        char hex[65];
+        if (strlen(cursor) < 66 || cursor[64] != ':' ||
+            sscanf(cursor + 65, "%llu:%llu", &cseg, &cskip) != 2) {
+            *err = -EINVAL;
+            return NULL;
+        }
+        memcpy(hex, cursor, 64);
+        hex[64] = 0;
+        if (hms_audit_unhex(hex, ckey, 32) != 0) {
+            *err = -EINVAL;
+            return NULL;
+        }
     }
     size_t n = a->store.nlogs;
     alog **order = malloc((n ? n : 1) * sizeof(*order));
@@ -214,6 +233,8 @@ json_t *hms_audit_query_export(hms_audit *a, const uint8_t *key, uint64_t since_
         alog *l = a->store.logs[i];
         if (key && memcmp(l->key, key, 32) != 0)
             continue;
+        if (has_cursor && memcmp(l->key, ckey, 32) < 0)
+            continue;
         size_t j = k++;
         while (j > 0 && memcmp(order[j - 1]->key, l->key, 32) > 0) {
             order[j] = order[j - 1];
@@ -222,34 +243,59 @@ json_t *hms_audit_query_export(hms_audit *a, const uint8_t *key, uint64_t since_
         order[j] = l;
     }
     json_t *arr = json_array();
-    struct collect c = {arr, 0, NULL, since_ns, 0};
+    struct collect c = {arr, limit, NULL, since_ns, 0, 0};
+    size_t li = 0, si = 0;
+    uint64_t skip = 0, done_in_seg = 0;
+    if (has_cursor && k > 0 && memcmp(order[0]->key, ckey, 32) == 0) {
+        while (si < order[0]->nsegs && order[0]->segs[si].segno < cseg)
+            si++;
+        if (si < order[0]->nsegs && order[0]->segs[si].segno == cseg)
+            skip = cskip;
+    }
+    bool stopped = false;
     while (li < k && json_array_size(arr) < limit) {
         alog *l = order[li];
         if (si >= l->nsegs) {
             li++;
             si = 0;
+            skip = 0;
             continue;
         }
-        /* skip whole segments older than since */
-        if (l->segs[si].count == 0 || l->segs[si].last_ts < since_ns) {
-            si++;
-            continue;
+        /* whole segments older than since are skipped unread */
+        if (l->segs[si].count > skip && l->segs[si].last_ts >= since_ns) {
+            c.skip = skip;
+            c.visited = 0;
+            int r = scan_log(l, si, si + 1, collect_cb, &c);
+            if (r < 0)
+                *err = r;
+            if (r == 1 && c.visited < l->segs[si].count) {
+                /* the page is full inside this segment */
+                done_in_seg = c.visited;
+                stopped = true;
+                break;
+            }
         }
-        int r = scan_log(l, si, si + 1, collect_cb, &c);
-        if (r < 0)
-            *err = r;
         si++;
+        skip = 0;
     }
-    free(order);
     json_t *res = json_object();
     json_object_set_new(res, "entries", arr);
+    if (!stopped) {
+        while (li < k && si >= order[li]->nsegs) {
+            li++;
+            si = 0;
+        }
+        done_in_seg = 0;
+    }
     if (li < k) {
-        char cur[64];
-        snprintf(cur, sizeof(cur), "%zu:%zu", li, si);
+        char cur[100];
+        snprintf(cur, sizeof(cur), "%s:%llu:%llu", order[li]->keyhex,
+                 (unsigned long long)order[li]->segs[si].segno, (unsigned long long)done_in_seg);
         json_object_set_new(res, "next", json_string(cur));
     } else {
         json_object_set_new(res, "next", json_null());
     }
+    free(order);
     return res;
 }
 

@@ -21,7 +21,7 @@ struct qjob {
     hms_audit_query q;
     uint8_t key[32];
     char reqid[HMS_AUDIT_REQID_LEN_MAX + 1];
-    char cursor[64];
+    char cursor[100];
     hms_audit *snap;
     json_t *result;
     int rc;

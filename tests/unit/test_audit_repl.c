@@ -270,7 +270,7 @@ static void test_intake(void)
     }
     json_decref(all);
     size_t total = 0;
-    char cursor[64] = "";
+    char cursor[100] = "";
     for (int page = 0; page < 100; page++) {
         json_t *p = hms_audit_query_export(r, pk1, 0, cursor, 3, &err);
         CU_ASSERT_FATAL(p != NULL);
