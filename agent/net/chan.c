@@ -91,8 +91,8 @@ struct hms_chan {
     /* input */
     uint8_t rhdr[2];
     size_t rhdr_have;
-    uint8_t *rec; /* REC_MAX bytes */
-    size_t rec_len, rec_have;
+    uint8_t *rec; /* rec_cap bytes, grown to the largest record seen (<= REC_MAX) */
+    size_t rec_len, rec_have, rec_cap;
     uint8_t *msg;
     size_t msg_len, msg_cap;
     /* output */
@@ -263,7 +263,7 @@ static int out_reserve(hms_chan *ch, size_t more)
         ch->out_off = 0;
     }
     if (ch->out_len + more > ch->out_cap) {
-        size_t cap = ch->out_cap ? ch->out_cap : 65536;
+        size_t cap = ch->out_cap ? ch->out_cap : 4096; /* most records are small */
         while (cap < ch->out_len + more)
             cap *= 2;
         uint8_t *n = realloc(ch->out, cap);
@@ -307,8 +307,11 @@ static int send_msg(hms_chan *ch, uint8_t type, uint64_t id, int32_t status, con
     if (mlen)
         memcpy(hdr + MSG_HDR, method, mlen);
     size_t hlen = MSG_HDR + mlen;
-    uint8_t *pt = malloc(CHUNK_MAX + 1);
-    uint8_t *ct = malloc(REC_MAX);
+    /* Buffers for the largest chunk of this message, not of any message:
+     * small messages are the common case. */
+    size_t cmax = total < CHUNK_MAX ? total : CHUNK_MAX;
+    uint8_t *pt = malloc(cmax + 1);
+    uint8_t *ct = malloc(cmax + 1 + HMS_NOISE_TAG);
     if (!pt || !ct) {
         free(pt);
         free(ct);
@@ -331,13 +334,13 @@ static int send_msg(hms_chan *ch, uint8_t type, uint64_t id, int32_t status, con
         }
         pt[0] = off == total ? FLAG_LAST : 0;
         size_t ctlen = 0;
-        r = hms_noise_encrypt(ch->noise, pt, n + 1, ct, REC_MAX, &ctlen);
+        r = hms_noise_encrypt(ch->noise, pt, n + 1, ct, cmax + 1 + HMS_NOISE_TAG, &ctlen);
         if (r == 0)
             r = out_record(ch, ct, ctlen);
         if (r < 0)
             break;
     } while (off < total);
-    sodium_memzero(pt, CHUNK_MAX + 1);
+    sodium_memzero(pt, cmax + 1);
     free(pt);
     free(ct);
     if (r == 0)
@@ -362,6 +365,11 @@ static void ch_flush(hms_chan *ch)
     }
     if (ch->out_off == ch->out_len) {
         ch->out_off = ch->out_len = 0;
+        if (ch->out_cap > 16384) {
+            free(ch->out); /* do not keep a large buffer for an idle channel */
+            ch->out = NULL;
+            ch->out_cap = 0;
+        }
         ev_io_stop(ch->p->loop, &ch->wio);
     } else {
         ev_io_start(ch->p->loop, &ch->wio);
@@ -455,14 +463,10 @@ static hms_chan *ch_new(hms_chan_pool *p, int fd, bool initiator, const hms_addr
     hms_chan *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return NULL;
-    ch->rec = malloc(REC_MAX);
     hms_noise_keys keys = {
         .s = p->sk, .prologue = (const uint8_t *)PROLOGUE, .prologue_len = sizeof(PROLOGUE) - 1};
     ch->noise = hms_noise_new("XX", initiator, &keys);
-    if (!ch->rec || !ch->noise) {
-        if (ch->noise)
-            hms_noise_delete(ch->noise);
-        free(ch->rec);
+    if (!ch->noise) {
         free(ch);
         return NULL;
     }
@@ -667,11 +671,11 @@ static int handle_msg(hms_chan *ch, const uint8_t *m, size_t len)
 /* One transport record: a chunk of a message. */
 static int rec_read(hms_chan *ch, const uint8_t *rec, size_t len)
 {
-    uint8_t *pt = malloc(REC_MAX);
+    uint8_t *pt = malloc(len ? len : 1); /* the plaintext is shorter than the record */
     if (!pt)
         return -ENOMEM;
     size_t n = 0;
-    int r = hms_noise_decrypt(ch->noise, rec, len, pt, REC_MAX, &n);
+    int r = hms_noise_decrypt(ch->noise, rec, len, pt, len, &n);
     if (r < 0 || n < 1) {
         free(pt);
         return -EPROTO;
@@ -736,6 +740,18 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             if (ch->rhdr_have == 2) {
                 ch->rec_len = (size_t)get_be(ch->rhdr, 2);
                 ch->rec_have = 0;
+                if (!ch->rec || ch->rec_len > ch->rec_cap) {
+                    size_t cap = ch->rec_cap ? ch->rec_cap : 512;
+                    while (cap < ch->rec_len)
+                        cap *= 2;
+                    uint8_t *nr = realloc(ch->rec, cap > REC_MAX ? REC_MAX : cap);
+                    if (!nr) {
+                        r = -ENOMEM;
+                        break;
+                    }
+                    ch->rec = nr;
+                    ch->rec_cap = cap > REC_MAX ? REC_MAX : cap;
+                }
             }
             continue;
         }
