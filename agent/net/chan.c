@@ -91,7 +91,7 @@ struct hms_chan {
     /* input */
     uint8_t rhdr[2];
     size_t rhdr_have;
-    uint8_t *rec; /* rec_cap bytes, grown to the largest record seen (<= REC_MAX) */
+    uint8_t *rec; /* rec_cap bytes (<= REC_MAX) while a record is being read */
     size_t rec_len, rec_have, rec_cap;
     uint8_t *msg;
     size_t msg_len, msg_cap;
@@ -365,8 +365,8 @@ static void ch_flush(hms_chan *ch)
     }
     if (ch->out_off == ch->out_len) {
         ch->out_off = ch->out_len = 0;
-        if (ch->out_cap > 16384) {
-            free(ch->out); /* do not keep a large buffer for an idle channel */
+        if (ch->out) {
+            free(ch->out); /* an idle channel keeps no buffer */
             ch->out = NULL;
             ch->out_cap = 0;
         }
@@ -707,8 +707,10 @@ static int rec_read(hms_chan *ch, const uint8_t *rec, size_t len)
     size_t mlen = ch->msg_len;
     ch->msg_len = 0;
     r = handle_msg(ch, ch->msg, mlen);
-    if (ch->msg_cap > (1u << 20) && ch->state != CH_CLOSED) {
-        free(ch->msg); /* do not keep a large buffer for an idle channel */
+    if (ch->state != CH_CLOSED) {
+        /* An idle channel keeps no buffer: most channels sit idle between
+         * rare messages, and there is one per peer. */
+        free(ch->msg);
         ch->msg = NULL;
         ch->msg_cap = 0;
     }
@@ -788,6 +790,11 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
                   strerror(-r));
         ch_close(ch, r == -EPERM ? -EPERM : -ECONNRESET);
         return;
+    }
+    if (ch->rhdr_have < 2 && ch->rec) {
+        free(ch->rec); /* no record in progress: an idle channel keeps no buffer */
+        ch->rec = NULL;
+        ch->rec_cap = 0;
     }
     ch_flush(ch);
 }
