@@ -426,8 +426,12 @@ static int op_export(hms_agent *ag, const hms_api_req *req, msgpack_packer *res,
         return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "field 'cursor' must be a string");
     if (d.cursor[0] && (strlen(d.cursor) < 66 || d.cursor[64] != ':'))
         return hms_api_fail(err, HMS_API_E_BAD_REQUEST, "bad cursor '%s'", d.cursor);
-    /* pages of one log, or of every log held: no fetch, the cursor walks
-     * what is here */
+    /* The first page of one other node's log fetches what is missing of
+     * it first; later pages (and exports of every log held) walk what is
+     * here. (The own log's key stays: without a key, export means every
+     * log held.) */
+    if (d.has_key && !d.cursor[0])
+        return query_maybe_fetch(ag, a, req, &d, res, err);
     deferred *p = malloc(sizeof(*p));
     if (!p)
         return hms_api_fail(err, HMS_API_E_INTERNAL, "out of memory");
