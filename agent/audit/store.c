@@ -282,11 +282,15 @@ static int load_log(astore *s, alog *l, char *err, size_t errlen)
         } else if (strcmp(e->d_name, "name") == 0) {
             char path[PATH_MAX + 8];
             snprintf(path, sizeof(path), "%s/name", l->dir);
-            FILE *f = fopen(path, "r");
-            if (f) {
-                if (fgets(l->name, sizeof(l->name), f))
-                    l->name[strcspn(l->name, "\n")] = 0;
-                fclose(f);
+            uint8_t *nb;
+            size_t nl;
+            if (hms_fio_read_file(path, SWIM_NAME_MAX, &nb, &nl) == 0) {
+                size_t k = 0;
+                while (k < nl && k < SWIM_NAME_MAX && nb[k] >= 0x21 && nb[k] <= 0x7e)
+                    k++;
+                memcpy(l->name, nb, k);
+                l->name[k] = 0;
+                free(nb);
             }
         } else if (strstr(e->d_name, ".tmp")) {
             /* an interrupted atomic write: never renamed, never acknowledged */

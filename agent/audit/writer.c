@@ -172,7 +172,7 @@ static int put_file(awriter *w, ajob *j)
     if (r == 0)
         r = hms_fio_fsync_dir(j->dir);
     if (r)
-        unlink(tmp); /* best effort; a leftover .tmp is removed at start */
+        hms_fio_unlink(tmp); /* best effort; a leftover .tmp is removed at start */
     return r;
 }
 
