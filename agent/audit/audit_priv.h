@@ -17,6 +17,16 @@ struct audit_waiter {
     void *ctx;
 };
 
+#define AUDIT_FOLLOWERS_MAX 64 /* tail -f streams; more are refused (busy) */
+
+struct audit_follower {
+    uint64_t id;
+    bool any;
+    uint8_t key[32];
+    hms_audit_follow_fn fn;
+    void *ctx;
+};
+
 struct hms_audit {
     struct ev_loop *loop;
     uint8_t sk[64];
@@ -55,6 +65,10 @@ struct hms_audit {
     struct qjob *qjobs, *qdone;
     uint32_t qpending; /* loop side: submitted, not yet answered */
     ev_async qasync;
+
+    struct audit_follower followers[AUDIT_FOLLOWERS_MAX];
+    size_t nfollowers;
+    uint64_t next_follow_id;
 
     struct hms_agent *agent; /* NULL when run without an agent (tests, bench) */
     struct audit_repl *repl;

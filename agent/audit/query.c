@@ -301,27 +301,13 @@ json_t *hms_audit_query_export(hms_audit *a, const uint8_t *key, uint64_t since_
 
 /* ---- followers ------------------------------------------------------------------- */
 
-#define FOLLOWERS_MAX 64
-
-struct follower {
-    uint64_t id;
-    bool any;
-    uint8_t key[32];
-    hms_audit_follow_fn fn;
-    void *ctx;
-};
-
-static struct follower followers[FOLLOWERS_MAX];
-static size_t nfollowers;
-static uint64_t next_follow_id = 1;
-
 int hms_audit_follow(hms_audit *a, const uint8_t *key, hms_audit_follow_fn fn, void *ctx,
                      uint64_t *id)
 {
-    if (nfollowers == FOLLOWERS_MAX)
+    if (a->nfollowers == AUDIT_FOLLOWERS_MAX)
         return -ENOSPC;
-    struct follower *f = &followers[nfollowers++];
-    f->id = next_follow_id++;
+    struct audit_follower *f = &a->followers[a->nfollowers++];
+    f->id = ++a->next_follow_id;
     f->any = key == NULL;
     if (key)
         memcpy(f->key, key, 32);
@@ -335,9 +321,9 @@ int hms_audit_follow(hms_audit *a, const uint8_t *key, hms_audit_follow_fn fn, v
 
 void hms_audit_unfollow(hms_audit *a, uint64_t id)
 {
-    for (size_t i = 0; i < nfollowers; i++) {
-        if (followers[i].id == id) {
-            followers[i] = followers[--nfollowers];
+    for (size_t i = 0; i < a->nfollowers; i++) {
+        if (a->followers[i].id == id) {
+            a->followers[i] = a->followers[--a->nfollowers];
             return;
         }
     }
@@ -345,11 +331,11 @@ void hms_audit_unfollow(hms_audit *a, uint64_t id)
 
 void audit_notify_entry(hms_audit *a, alog *l, const hms_audit_entry *e, const uint8_t h[32])
 {
-    if (nfollowers == 0)
+    if (a->nfollowers == 0)
         return;
     json_t *j = NULL;
-    for (size_t i = 0; i < nfollowers; i++) {
-        struct follower *f = &followers[i];
+    for (size_t i = 0; i < a->nfollowers; i++) {
+        struct audit_follower *f = &a->followers[i];
         if (memcmp(f->key, l->key, 32) != 0)
             continue;
         if (!j)
