@@ -84,10 +84,7 @@ static int op_revoke(hms_agent *a, const hms_api_req *req, msgpack_packer *res, 
     int r = add_revocation(a, (const uint8_t *)o->via.bin.ptr, o->via.bin.size, &is_new);
     hms_agent_audit_admin(a, req, "admin.revoke",
                           json_pack("{s:s, s:b}", "result",
-                                    r == 0    ? "accepted"
-                                    : r >= -9 ? hms_cert_result_name(r)
-                                              : strerror(-r),
-                                    "new", is_new));
+                                    r == 0 ? "accepted" : hms_trust_strerror(r), "new", is_new));
     if (r < 0)
         return hms_api_fail(err, HMS_API_E_FAILED, "revocation refused: %s", hms_trust_strerror(r));
     msgpack_pack_map(res, 2);
