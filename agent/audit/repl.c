@@ -3,9 +3,13 @@
  *
  * Heads. Every agent gossips (HMS_USER_AUDIT_HEAD) its own latest durable
  * seal and a summary of the other logs it holds (origin key prefix, last
- * segment, head prefix): when a segment is sealed and every 2 s, so that
- * late joiners learn it too. So every agent knows how far every log goes
- * and who holds what.
+ * segment, head prefix): when a segment is sealed here, and every 2 s
+ * while anything changes (a segment sealed here, a segment of another log
+ * stored here, a member joined or came back, so that it learns every head);
+ * when nothing does, only every 30 s, as a safety net. Each broadcast is
+ * piggybacked about 4 log10(n) times by every agent: unconditional ones
+ * every 2 s were most of an idle agent's UDP traffic. So every agent knows
+ * how far every log goes and who holds what.
  *
  * Replicas. The R holders of origin O's log are the top R alive members
  * (O excluded) by rendezvous score of (O.key, M.key), recomputed from the
@@ -39,7 +43,9 @@
 #define PULL_MAX_BYTES (4u << 20)
 #define PULL_MAX_SEGS 256
 #define PULL_TIMEOUT_MS 3000
-#define BCAST_INTERVAL_MS 2000
+#define BCAST_INTERVAL_MS 2000 /* while something changes */
+#define BCAST_SAFETY_MS 30000  /* when nothing does */
+#define RETENTION_MS 2000
 #define TICK_S 0.2
 #define RINFO_MAX 4096
 
@@ -90,6 +96,8 @@ struct audit_repl {
     rinfo **infos;
     size_t n, cap;
     uint64_t last_bcast_ms;
+    bool dirty; /* something changed since the last broadcast of our heads */
+    uint64_t last_retention_ms;
     ev_timer timer;
     pullctx *pulls;
     uint64_t member_gen; /* raised by every membership event */
@@ -256,6 +264,7 @@ static void broadcast_head(struct audit_repl *r)
         memcpy(h->head8, s->head, 8);
     }
     rot++;
+    r->dirty = false;
     uint8_t buf[SWIM_USER_MAX];
     size_t len;
     if (hms_audit_headmsg_encode(&m, buf, sizeof(buf), &len) == 0)
@@ -267,8 +276,11 @@ static void on_sealed(hms_audit *a, const hms_audit_seal *newest, void *ctx)
 {
     struct audit_repl *r = ctx;
     (void)newest;
+    (void)a;
     if (audit_mono_ms() - r->last_bcast_ms >= 200)
         broadcast_head(r);
+    else
+        r->dirty = true;
 }
 
 static void record_fork(hms_audit *a, alog *l, const hms_audit_seal *x, const hms_audit_seal *y,
@@ -380,6 +392,10 @@ static void on_member(hms_agent *ag, swim_event ev, const swim_member_info *m, v
     r->member_gen++;
     if (ev != SWIM_EV_CONFLICT)
         rinfo_get(r, m->key, m->name);
+    /* A newcomer (or a member back from a restart or a partition) knows no
+     * heads yet, and replica sets move: tell it ours, once per burst. */
+    if (ev == SWIM_EV_JOIN || ev == SWIM_EV_ALIVE)
+        r->dirty = true;
     char addr[HMS_ADDR_STRLEN], key[65];
     hms_addr_format(&m->addr, addr, sizeof(addr));
     hms_audit_hex(m->key, 32, key);
@@ -414,6 +430,8 @@ static void put_done(void *ctx, ajob *j)
         if (!alog_add_seg(l, &g))
             HMS_ERROR("audit: out of memory indexing '%s'", j->path);
     }
+    if (j->status == 0 && r && l && !l->own && !pc->fork)
+        r->dirty = true; /* our holding grew: retention at the origin waits for it */
     free(pc);
 }
 
@@ -921,8 +939,14 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct audit_repl *r = t->data;
     uint64_t now = audit_mono_ms();
-    if (now - r->last_bcast_ms >= BCAST_INTERVAL_MS) {
+    bool quiet = now - r->last_bcast_ms >= RETENTION_MS;
+    if (r->last_bcast_ms == 0 || now - r->last_bcast_ms >= BCAST_SAFETY_MS ||
+        (r->dirty && now - r->last_bcast_ms >= BCAST_INTERVAL_MS))
         broadcast_head(r);
+    /* As before heads went quiet: not while our own segments are being
+     * sealed and broadcast (a burst of writes is trimmed once it is over). */
+    if (quiet && now - r->last_retention_ms >= RETENTION_MS) {
+        r->last_retention_ms = now;
         retention(r);
     }
     /* Learn every member, so that every log has an entry to decide on. */

@@ -1231,8 +1231,13 @@ int swim_set_meta(swim_t *s, hms_time now, const uint8_t *meta, size_t len)
         return -EINVAL;
     if (s->leaving)
         return -ESHUTDOWN;
-    if (set_blob(&s->self->meta, &s->self->meta_len, meta, len) < 0)
+    int changed = set_blob(&s->self->meta, &s->self->meta_len, meta, len);
+    if (changed < 0)
         return -ENOMEM;
+    /* The same meta again is no news: gossiping it would cost every member
+     * retransmissions for nothing. */
+    if (changed == 0)
+        return 0;
     self_bump(s, s->self->inc, now);
     sw_emit(s, SWIM_EV_UPDATE, s->self);
     (void)now;

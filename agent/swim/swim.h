@@ -130,7 +130,8 @@ void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t k
 void swim_leave(swim_t *s, hms_time now);
 bool swim_leave_propagated(swim_t *s, hms_time now);
 
-/* Replaces this node's metadata (raises the incarnation, gossips alive). */
+/* Replaces this node's metadata (raises the incarnation, gossips alive);
+ * the same metadata again changes nothing. */
 int swim_set_meta(swim_t *s, hms_time now, const uint8_t *meta, size_t len);
 
 /* Gossips an opaque message to every member, piggybacked like membership
