@@ -382,7 +382,10 @@ static void self_bump(swim_t *s, uint64_t above, hms_time now)
     member *me = s->self;
     sw_set_state(s, me, (above >= me->inc ? above : me->inc) + 1, me->status, now, NULL);
     sw_emit(s, SWIM_EV_INCARNATION, me);
-    sw_bc_state(s, me, me->name);
+    if (me->status == SWIM_ALIVE)
+        sw_bc_alive_light(s, me);
+    else
+        sw_bc_state(s, me, me->name);
 }
 
 static void awareness_add(swim_t *s, int delta)
@@ -427,6 +430,15 @@ static void stale(swim_t *s, member *m)
         s->fix[s->nfix++] = m;
 }
 
+static void member_bc_dup(swim_t *s, member *m, uint64_t inc)
+{
+    bcast *b = m->bc;
+    if (!b || !b->join || m->inc != inc || m->status != SWIM_ALIVE)
+        return;
+    if (++b->dups >= JOIN_DUP_STOP)
+        sw_bc_free(s, b);
+}
+
 /* rebroadcast_new: whether a member new to us is gossiped on. Push-pull
  * merges pass false for everyone but the sender itself: a joiner would
  * otherwise re-gossip the whole cluster it just pulled, which every other
@@ -434,8 +446,19 @@ static void stale(swim_t *s, member *m)
 void sw_on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_new)
 {
     member *m = sw_htab_get(&s->by_name, false, g->name);
-    if (m && m != s->self && g->incarnation <= m->inc && key_eq(m->key, g->key))
-        return; /* old news: the common case, one lookup */
+    if (m && m != s->self && g->incarnation <= m->inc && key_eq(m->key, g->key)) {
+        /* Old news: the common case, one lookup. A join we are still
+         * passing on that others keep telling us is widespread already:
+         * after a few copies we stop (Demers et al.'s rumour mongering with
+         * feedback). A join's ALIVE carries a certificate, two or three fill
+         * a packet, and every member retransmitting every join the full
+         * count kept a 128-node cluster busy for a minute after it formed.
+         * Whoever missed it still learns it from the others' copies, the
+         * joiner's catch-up push-pulls and WHO. Refutations and accusations
+         * are never cut short. */
+        member_bc_dup(s, m, g->incarnation);
+        return;
+    }
     if (m == s->self) {
         if (!key_eq(g->key, m->key)) {
             /* Another key claims our name. Members that know us refuse it;
@@ -474,8 +497,11 @@ void sw_on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_
         set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len);
         set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len);
         sw_emit(s, SWIM_EV_JOIN, m);
-        if (rebroadcast_new)
+        if (rebroadcast_new) {
             sw_bc_state(s, m, NULL);
+            if (m->bc)
+                m->bc->join = true;
+        }
         return;
     }
     bool new_key = !key_eq(m->key, g->key);
@@ -489,8 +515,11 @@ void sw_on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_
     } else if (g->incarnation <= m->inc) {
         return;
     }
-    bool cert_changed =
-        g->cert_len != m->cert_len || (g->cert_len && memcmp(g->cert, m->cert, g->cert_len) != 0);
+    /* An ALIVE without a certificate about a member we hold one for leaves
+     * it as it is (sw_bc_alive_light); a new key always brings its own. */
+    bool keep_cert = !new_key && g->cert_len == 0 && m->cert_len > 0;
+    bool cert_changed = !keep_cert && (g->cert_len != m->cert_len ||
+                                       (g->cert_len && memcmp(g->cert, m->cert, g->cert_len) != 0));
     if ((new_key || cert_changed) && admit(s, g) < 0) {
         s->st.drop_refused++;
         return;
@@ -506,12 +535,16 @@ void sw_on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_
     bool changed = new_key || !hms_addr_equal(&m->addr, &g->addr);
     m->addr = g->addr;
     changed |= set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len) != 0;
-    changed |= set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len) != 0;
+    if (!keep_cert)
+        changed |= set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len) != 0;
     swim_status old = m->status;
     sw_set_state(s, m, g->incarnation, SWIM_ALIVE, now, NULL);
     if (changed && old == SWIM_ALIVE)
         sw_emit(s, SWIM_EV_UPDATE, m);
-    sw_bc_state(s, m, NULL);
+    if (new_key || cert_changed)
+        sw_bc_state(s, m, NULL);
+    else
+        sw_bc_alive_light(s, m);
 }
 
 void sw_on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
@@ -957,9 +990,28 @@ member *sw_random_member(swim_t *s, swim_status a, swim_status b)
 
 /* ---- gossip rounds ------------------------------------------------------- */
 
+/* Whether the queue holds something worth packets of their own: a
+ * membership update (detection and joins wait on its spread), or a user
+ * broadcast of ours that has not had its first push to gossip_nodes
+ * members. Every other user broadcast rides only on the pings, acks and
+ * rounds sent anyway: n agents each broadcasting now and then would
+ * otherwise keep every queue busy, each broadcast costing every member its
+ * retransmit count in packets of their own. They still reach everyone, in
+ * O(log n) probe periods instead of gossip rounds. */
+static bool round_due(swim_t *s)
+{
+    uint64_t self_origin = hash_name(s->self->name);
+    for (int t = 0; t < BC_BUCKETS; t++)
+        for (const bcast *b = s->bhead[t]; b; b = b->next)
+            if (b->kind == BC_MEMBER ||
+                (b->origin == self_origin && b->transmits < s->p.gossip_nodes))
+                return true;
+    return false;
+}
+
 static void gossip_round(swim_t *s, hms_time now)
 {
-    if (s->bcount == 0)
+    if (s->bcount == 0 || !round_due(s))
         return;
     /* Recently dead members still get gossip, so a falsely accused node
      * hears of it and refutes. */

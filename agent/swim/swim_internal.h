@@ -34,6 +34,7 @@ _Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire
 #define FIX_MAX 4   /* corrections sent back for one packet */
 #define CATCHUPS 4  /* push-pulls soon after joining, at doubling gaps */
 #define WHO_RING 16 /* unknown senders recently asked who they are */
+#define JOIN_DUP_STOP 3 /* copies of a join heard back before we stop passing it on */
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
 
@@ -83,6 +84,8 @@ typedef struct bcast {
     struct bcast *prev, *next;
     uint32_t transmits;
     uint8_t kind;
+    bool join;     /* BC_MEMBER: the ALIVE of a member new to us */
+    uint8_t dups;  /* copies of it heard from others since */
     struct member *m; /* BC_MEMBER: the subject */
     uint64_t origin;  /* BC_USER: hash of the origin's name */
     uint8_t user_kind;
@@ -295,6 +298,7 @@ void sw_emit_udp(swim_t *s, const hms_addr *to, const uint8_t *key, const uint8_
 void sw_out_gc(swim_t *s);
 outq_item *sw_out_push(swim_t *s);
 void sw_bc_state(swim_t *s, member *m, const char *from);
+void sw_bc_alive_light(swim_t *s, member *m);
 void sw_bc_member(swim_t *s, member *m, const gossip_msg *msg);
 void sw_bc_user(swim_t *s, const gossip_msg *msg);
 void sw_bc_free(swim_t *s, bcast *b);

@@ -330,6 +330,21 @@ void sw_bc_state(swim_t *s, member *m, const char *from)
     sw_bc_member(s, m, &g);
 }
 
+/* Queues m's ALIVE without its certificate: for a new incarnation of a
+ * member whose key and certificate are unchanged, which every member that
+ * knows it already holds. The certificate is most of an ALIVE's bytes;
+ * without it a refutation or a meta change packs four times as densely. A
+ * member that does not know m cannot admit it from this and waits for a
+ * full record (a join's gossip, a push-pull, a correction). */
+void sw_bc_alive_light(swim_t *s, member *m)
+{
+    gossip_msg g;
+    sw_msg_alive(m, &g);
+    g.cert = NULL;
+    g.cert_len = 0;
+    sw_bc_member(s, m, &g);
+}
+
 /* Sends one packet: the primary messages, then piggybacked updates. */
 void sw_send_pkt(swim_t *s, const hms_addr *to, const uint8_t *key, const gossip_msg *prim,
                  size_t nprim)
