@@ -765,6 +765,15 @@ static void probe_finish(swim_t *s, hms_time now)
     }
     if (s->leaving)
         return;
+    /* Relays were asked and not one answered, not even a NACK: we have no
+     * evidence about the target, only that our own packets are not getting
+     * through. So it goes for a node new to the cluster, whose packets every
+     * member that has not yet heard of it drops (sealed packets from an
+     * unknown key are refused): accusing then set off a storm of false
+     * suspicions, refutations and their gossip in every large join. The
+     * health score above has risen; other members do the accusing. */
+    if (s->probe.nrelays > 0 && s->probe.nacks == 0)
+        return;
     sw_on_suspect(s, t->name, t->key, t->inc, s->self->name, now);
 }
 
@@ -990,21 +999,24 @@ member *sw_random_member(swim_t *s, swim_status a, swim_status b)
 
 /* ---- gossip rounds ------------------------------------------------------- */
 
-/* Whether the queue holds something worth packets of their own: a
- * membership update (detection and joins wait on its spread), or a user
- * broadcast of ours that has not had its first push to gossip_nodes
- * members. Every other user broadcast rides only on the pings, acks and
- * rounds sent anyway: n agents each broadcasting now and then would
- * otherwise keep every queue busy, each broadcast costing every member its
- * retransmit count in packets of their own. They still reach everyone, in
- * O(log n) probe periods instead of gossip rounds. */
+/* Whether the queue holds something worth packets of their own: news
+ * that has not yet had its first retransmit_mult sends (a membership update:
+ * detection and joins wait on its first spread) or its first push to
+ * gossip_nodes members (a user broadcast of ours). The later retransmits of
+ * every update, and other members' user broadcasts, ride only on the pings,
+ * acks and rounds sent anyway: every member retransmitting everything
+ * limit times in packets of their own kept a 128-node cluster sending 15
+ * packets a second each for half a minute after it formed. The early sends
+ * do the spreading (the infection doubles each round); the later ones are
+ * the insurance against loss, and probes carry them within seconds. */
 static bool round_due(swim_t *s)
 {
     uint64_t self_origin = hash_name(s->self->name);
-    for (int t = 0; t < BC_BUCKETS; t++)
+    uint32_t fresh = s->p.retransmit_mult > s->p.gossip_nodes ? s->p.retransmit_mult
+                                                                : s->p.gossip_nodes;
+    for (uint32_t t = 0; t < fresh && t < BC_BUCKETS; t++)
         for (const bcast *b = s->bhead[t]; b; b = b->next)
-            if (b->kind == BC_MEMBER ||
-                (b->origin == self_origin && b->transmits < s->p.gossip_nodes))
+            if (b->kind == BC_MEMBER || (b->origin == self_origin && t < s->p.gossip_nodes))
                 return true;
     return false;
 }
