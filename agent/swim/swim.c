@@ -655,6 +655,16 @@ static bool probe_key_is_relay(const swim_t *s, const uint8_t *key)
     return false;
 }
 
+static bool relays_heard(const swim_t *s)
+{
+    for (uint32_t i = 0; i < s->probe.nrelays; i++) {
+        const member *r = sw_htab_get(&s->by_key, true, s->probe.relay_keys[i]);
+        if (r && r->heard)
+            return true;
+    }
+    return false;
+}
+
 static member *next_probe_target(swim_t *s)
 {
     for (size_t tries = 0; tries < s->plen + 1; tries++) {
@@ -765,14 +775,14 @@ static void probe_finish(swim_t *s, hms_time now)
     }
     if (s->leaving)
         return;
-    /* Relays were asked and not one answered, not even a NACK: we have no
-     * evidence about the target, only that our own packets are not getting
-     * through. So it goes for a node new to the cluster, whose packets every
-     * member that has not yet heard of it drops (sealed packets from an
-     * unknown key are refused): accusing then set off a storm of false
-     * suspicions, refutations and their gossip in every large join. The
-     * health score above has risen; other members do the accusing. */
-    if (s->probe.nrelays > 0 && s->probe.nacks == 0)
+    /* Neither the target nor any relay has ever sent us a packet, and no
+     * relay answered: they may simply not know us yet, and a member drops
+     * sealed packets from a key it does not know. So it goes for a node new
+     * to the cluster: its accusations set off a storm of false suspicions,
+     * refutations and their gossip in every large join. The health score
+     * above has risen; members the target's silence says something to do
+     * the accusing. */
+    if (s->probe.nrelays > 0 && s->probe.nacks == 0 && !t->heard && !relays_heard(s))
         return;
     sw_on_suspect(s, t->name, t->key, t->inc, s->self->name, now);
 }
@@ -915,6 +925,8 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
         s->st.drop_refused++;
         return;
     }
+    if (sender)
+        sender->heard = true;
     size_t n;
     if (!from || !pkt || gossip_decode_packet(pkt, len, s->msgs, MSG_SCRATCH, &n) < 0) {
         s->st.drop_malformed++;

@@ -113,6 +113,7 @@ typedef struct member {
     hms_addr addr;
     uint64_t inc;
     swim_status status;
+    bool heard; /* a packet from this member reached us: it knows our key */
     hms_time since;
     uint16_t meta_len, cert_len;
     uint8_t *meta, *cert;
