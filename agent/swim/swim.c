@@ -655,16 +655,6 @@ static bool probe_key_is_relay(const swim_t *s, const uint8_t *key)
     return false;
 }
 
-static bool relays_heard(const swim_t *s)
-{
-    for (uint32_t i = 0; i < s->probe.nrelays; i++) {
-        const member *r = sw_htab_get(&s->by_key, true, s->probe.relay_keys[i]);
-        if (r && r->heard)
-            return true;
-    }
-    return false;
-}
-
 static member *next_probe_target(swim_t *s)
 {
     for (size_t tries = 0; tries < s->plen + 1; tries++) {
@@ -775,14 +765,15 @@ static void probe_finish(swim_t *s, hms_time now)
     }
     if (s->leaving)
         return;
-    /* Neither the target nor any relay has ever sent us a packet, and no
-     * relay answered: they may simply not know us yet, and a member drops
-     * sealed packets from a key it does not know. So it goes for a node new
-     * to the cluster: its accusations set off a storm of false suspicions,
+    /* We joined moments ago, no relay answered, not even with a NACK, and
+     * the target has never sent us a packet: it may simply not know us yet
+     * (a member drops sealed packets from a key it does not know), nor may
+     * the relays. Accusing then set off a storm of false suspicions,
      * refutations and their gossip in every large join. The health score
-     * above has risen; members the target's silence says something to do
-     * the accusing. */
-    if (s->probe.nrelays > 0 && s->probe.nacks == 0 && !t->heard && !relays_heard(s))
+     * above has risen; members to whom the target's silence says something
+     * do the accusing. */
+    if (s->probe.nrelays > 0 && s->probe.nacks == 0 && !t->heard && s->joined &&
+        now - s->joined_at < HMS_MS(s->p.probe_interval_ms) * JOIN_QUIET_PERIODS)
         return;
     sw_on_suspect(s, t->name, t->key, t->inc, s->self->name, now);
 }

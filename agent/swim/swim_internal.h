@@ -34,6 +34,7 @@ _Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire
 #define FIX_MAX 4   /* corrections sent back for one packet */
 #define CATCHUPS 4  /* push-pulls soon after joining, at doubling gaps */
 #define WHO_RING 16 /* unknown senders recently asked who they are */
+#define JOIN_QUIET_PERIODS 20 /* after our join: no accusing members that never reached us */
 #define JOIN_DUP_STOP 3 /* copies of a join heard back before we stop passing it on */
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
@@ -209,7 +210,8 @@ struct swim {
     size_t nseeds;
     uint8_t *pp_reply; /* the last served reply, freed at the next call */
 
-    bool joined;       /* a seed answered once */
+    bool joined;         /* a seed answered once */
+    hms_time joined_at;  /* when that was */
     uint32_t catchups; /* early push-pulls left after the join */
     hms_time catchup_gap;
 

@@ -218,6 +218,7 @@ void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t k
                  * us: a few early push-pulls with random members, at
                  * doubling gaps, catch up (see catch-up in swim_tick). */
                 s->joined = true;
+                s->joined_at = now;
                 s->catchups = CATCHUPS;
                 s->catchup_gap = HMS_MS(s->p.probe_interval_ms) * 4;
                 s->next_pushpull = now + s->catchup_gap + rng_below(&s->r, s->catchup_gap);
