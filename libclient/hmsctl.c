@@ -376,8 +376,21 @@ static int cmd_stats(int argc, char **argv, const hmsctl_globals *g)
     return r;
 }
 
+/* `watch NAME ...` watches a service (the catalog's watch-service); plain
+ * `watch` watches membership. */
+static int watch_service(int argc, char **argv, const hmsctl_globals *g)
+{
+    for (const hmsctl_cmd *t = &hmsctl_catalog_cmds ? hmsctl_catalog_cmds : NULL; t && t->name;
+         t++)
+        if (strcmp(t->name, "watch-service") == 0)
+            return t->fn(argc, argv, g);
+    return hmsctl_error(HMSCTL_USAGE, "this hmsctl has no service catalog commands");
+}
+
 static int cmd_watch(int argc, char **argv, const hmsctl_globals *g)
 {
+    if (argc > 1 && argv[1][0] != '-')
+        return watch_service(argc, argv, g);
     long count = -1;
     double timeout = 0;
     for (int i = 1; i < argc; i++) {
@@ -477,8 +490,8 @@ const hmsctl_cmd hmsctl_core_cmds[] = {
     {"join", cmd_join, "join ADDR[:PORT]...", "join the cluster through these seeds (admin)"},
     {"leave", cmd_leave, "leave", "leave the cluster gracefully; the agent exits (admin)"},
     {"stats", cmd_stats, "stats", "agent counters: gossip, drops by reason, API, channels"},
-    {"watch", cmd_watch, "watch [--count N] [--timeout SECONDS]",
-     "print membership changes as they happen"},
+    {"watch", cmd_watch, "watch [--count N] [--timeout SECONDS] | watch NAME [--tag T]... [--all]",
+     "print membership changes as they happen; with NAME, a service's instances"},
     {NULL, NULL, NULL, NULL},
 };
 
