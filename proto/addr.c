@@ -2,6 +2,8 @@
 #include "proto/addr.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,4 +81,37 @@ bool hms_addr_equal(const hms_addr *a, const hms_addr *b)
 {
     size_t n = a->family == 4 ? 4 : 16;
     return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, n) == 0;
+}
+
+unsigned hms_addr_to_sockaddr(const hms_addr *x, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (x->family == 6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(x->port);
+        memcpy(&s6->sin6_addr, x->ip, 16);
+        return sizeof(*s6);
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(x->port);
+    memcpy(&s4->sin_addr, x->ip, 4);
+    return sizeof(*s4);
+}
+
+void hms_addr_from_sockaddr(const struct sockaddr_storage *ss, hms_addr *x)
+{
+    memset(x, 0, sizeof(*x));
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        x->family = 6;
+        memcpy(x->ip, &s6->sin6_addr, 16);
+        x->port = ntohs(s6->sin6_port);
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        x->family = 4;
+        memcpy(x->ip, &s4->sin_addr, 4);
+        x->port = ntohs(s4->sin_port);
+    }
 }

@@ -27,4 +27,9 @@ const char *hms_addr_format(const hms_addr *a, char *buf, size_t len);
 
 bool hms_addr_equal(const hms_addr *a, const hms_addr *b);
 
+struct sockaddr_storage;
+/* Conversions for the socket drivers (no I/O here). */
+unsigned hms_addr_to_sockaddr(const hms_addr *a, struct sockaddr_storage *ss); /* returns the length */
+void hms_addr_from_sockaddr(const struct sockaddr_storage *ss, hms_addr *out);
+
 #endif

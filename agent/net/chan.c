@@ -135,39 +135,6 @@ static void ch_flush(hms_chan *ch);
 
 /* --- helpers --------------------------------------------------------------- */
 
-static socklen_t to_sockaddr(const hms_addr *x, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (x->family == 6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(x->port);
-        memcpy(&s6->sin6_addr, x->ip, 16);
-        return sizeof(*s6);
-    }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons(x->port);
-    memcpy(&s4->sin_addr, x->ip, 4);
-    return sizeof(*s4);
-}
-
-static void from_sockaddr(const struct sockaddr_storage *ss, hms_addr *x)
-{
-    memset(x, 0, sizeof(*x));
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-        x->family = 6;
-        memcpy(x->ip, &s6->sin6_addr, 16);
-        x->port = ntohs(s6->sin6_port);
-    } else {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-        x->family = 4;
-        memcpy(x->ip, &s4->sin_addr, 4);
-        x->port = ntohs(s4->sin_port);
-    }
-}
-
 static void put_be(uint8_t *p, uint64_t v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -838,7 +805,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         hms_addr from;
-        from_sockaddr(&ss, &from);
+        hms_addr_from_sockaddr(&ss, &from);
         hms_chan *ch = ch_new(p, fd, false, &from);
         if (!ch) {
             close(fd);
@@ -883,7 +850,7 @@ int hms_chan_pool_new(const hms_chan_config *cfg, hms_chan_pool **out)
         (cfg->idle_timeout_ms ? cfg->idle_timeout_ms : HMS_CHAN_IDLE_TIMEOUT_MS) / 1000.0;
     p->next_id = 1;
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(&cfg->bind, &ss);
+    socklen_t sl = (socklen_t)hms_addr_to_sockaddr(&cfg->bind, &ss);
     p->lfd = socket(cfg->bind.family == 6 ? AF_INET6 : AF_INET,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int r = 0;
@@ -970,7 +937,7 @@ static hms_chan *ch_connect(hms_chan_pool *p, const uint8_t *key, const hms_addr
         return NULL;
     }
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(addr, &ss);
+    socklen_t sl = (socklen_t)hms_addr_to_sockaddr(addr, &ss);
     int fd = socket(addr->family == 6 ? AF_INET6 : AF_INET,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {

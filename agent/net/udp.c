@@ -29,39 +29,6 @@ struct hms_udp {
     uint8_t out[HMS_UDP_PACKET_MAX];
 };
 
-static socklen_t to_sockaddr(const hms_addr *x, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (x->family == 6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(x->port);
-        memcpy(&s6->sin6_addr, x->ip, 16);
-        return sizeof(*s6);
-    }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons(x->port);
-    memcpy(&s4->sin_addr, x->ip, 4);
-    return sizeof(*s4);
-}
-
-static void from_sockaddr(const struct sockaddr_storage *ss, hms_addr *x)
-{
-    memset(x, 0, sizeof(*x));
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-        x->family = 6;
-        memcpy(x->ip, &s6->sin6_addr, 16);
-        x->port = ntohs(s6->sin6_port);
-    } else {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-        x->family = 4;
-        memcpy(x->ip, &s4->sin_addr, 4);
-        x->port = ntohs(s4->sin_port);
-    }
-}
-
 static void count_drop(hms_udp *u, int r)
 {
     switch (r) {
@@ -118,7 +85,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (!a->swim)
             continue;
         hms_addr from;
-        from_sockaddr(&ss, &from);
+        hms_addr_from_sockaddr(&ss, &from);
         swim_recv(a->swim, hms_agent_now(a), &from, sender, u->pt, pt_len);
         /* Events and replies go out before the next packet is read. */
         hms_agent_swim_flush(a);
@@ -133,7 +100,7 @@ int hms_udp_new(hms_agent *a, hms_udp **out)
     u->a = a;
     const hms_addr *b = &a->cfg->bind;
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(b, &ss);
+    socklen_t sl = (socklen_t)hms_addr_to_sockaddr(b, &ss);
     u->fd =
         socket(b->family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd < 0) {
@@ -184,7 +151,7 @@ void hms_udp_send(hms_udp *u, const swim_output *o)
         return;
     }
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(&o->to, &ss);
+    socklen_t sl = (socklen_t)hms_addr_to_sockaddr(&o->to, &ss);
     ssize_t n = sendto(u->fd, u->out, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
     if (n < 0) {
         u->st.send_errors++;
