@@ -9,6 +9,13 @@ the agents), then measures:
   detect_med_s  kill -9 of one agent until each other agent declares it
   detect_max_s  failed (dead): median and max over the observers
   false_deaths  failure events about any other agent during the run
+  vis_med_s     registration to visible everywhere, after convergence and
+  vis_max_s     before the steady window: agent 1 registers a service
+  vis_seen      (HMS-SYS: `hmsctl register svcbench`, watched on every other
+                agent by `hmsctl watch svcbench --json`; Serf: `serf tags -set
+                svcbench=1`, seen as `EventMemberUpdate: n1` in the other
+                agents' logs); median and max of (first sight - t0) over the
+                other agents (max only when all saw it) and how many saw it
   rss_mib       resident memory per agent (median)
   pss_mib       proportional set size per agent: shared library pages divided
                 among the processes that map them (median)
@@ -73,6 +80,9 @@ class Cluster:
     def name(self, i):
         return f"n{i}"
 
+    def socket(self, i):
+        return os.path.join(self.work, f"s{i}")
+
     def cmd(self, i):
         a = self.args
         if self.system == "serf":
@@ -90,7 +100,7 @@ class Cluster:
         c = [
             os.path.join(a.bin, "hms-agent"), "--node", self.name(i),
             "--bind", f"127.0.1.{i}:7950", "--data-dir", d,
-            "--socket", os.path.join(self.work, f"s{i}"), "--profile", a.profile,
+            "--socket", self.socket(i), "--profile", a.profile,
             "--ca", os.path.join(pki, "ca.pub"), "--cert", os.path.join(pki, f"{self.name(i)}.cert"),
             "--node-key", os.path.join(pki, f"{self.name(i)}.key"),
         ]
@@ -99,7 +109,7 @@ class Cluster:
         return c
 
     # Log patterns: (kind, member name) per line, or None.
-    SERF_RE = re.compile(r"EventMember(Join|Failed|Leave): (\S+)")
+    SERF_RE = re.compile(r"EventMember(Join|Failed|Leave|Update): (\S+)")
     HMS_RE = re.compile(r"member '?([A-Za-z0-9_.-]+)'? (?:is now |is |now |-> ?)?(alive|joined|dead|failed|left|suspect)")
 
     def parse(self, line):
@@ -107,7 +117,8 @@ class Cluster:
             m = self.SERF_RE.search(line)
             if not m:
                 return None
-            kind = {"Join": "join", "Failed": "dead", "Leave": "left"}[m.group(1)]
+            kind = {"Join": "join", "Failed": "dead", "Leave": "left",
+                    "Update": "update"}[m.group(1)]
             return kind, m.group(2)
         m = self.HMS_RE.search(line)
         if not m:
@@ -194,6 +205,95 @@ def converged_at(cl, deadline):
     return None
 
 
+def stamped_lines(path):
+    """[(t, text)] of a file written through `ts %.s`."""
+    out = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                t, _, rest = line.partition(" ")
+                try:
+                    out.append((float(t), rest.strip()))
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    return out
+
+
+def visibility(cl, args):
+    """{observer i: seconds from registration on agent 1 to first sight on i}, and the
+    number of observers. HMS-SYS: a catalog registration seen through a service watch
+    on each other agent; Serf: a tag change seen as a member update in each log."""
+    n = cl.n
+    obs = range(2, n + 1)
+    vis = {}
+    if cl.system == "serf":
+        t0 = time.time()
+        if subprocess.run(["serf", "tags", "-set", "svcbench=1", "-rpc-addr=127.0.2.1:7373"],
+                          stdout=subprocess.DEVNULL).returncode != 0:
+            return vis
+        deadline = t0 + args.vis_timeout
+        while time.time() < deadline and len(vis) < n - 1:
+            time.sleep(0.25)
+            for i in obs:
+                if i in vis:
+                    continue
+                for t, kind, m in cl.events(i):
+                    if kind == "update" and m == cl.name(1) and t >= t0:
+                        vis[i] = t - t0
+                        break
+        return vis
+    ctl = os.path.join(cl.args.bin, "hmsctl")
+    watches, files = {}, {}
+    try:
+        for i in obs:
+            files[i] = os.path.join(cl.work, f"watch{i}")
+            out = open(files[i], "w")
+            w = subprocess.Popen([ctl, "--socket", cl.socket(i), "watch", "svcbench", "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+            st = subprocess.Popen(["ts", "%.s"], stdin=w.stdout, stdout=out)
+            w.stdout.close()
+            out.close()
+            watches[i] = (w, st)
+        # every watch has printed its first (empty) list, or 10 s passed; at least 1 s
+        t_w = time.time()
+        while time.time() < t_w + 10 and not all(stamped_lines(files[i]) for i in obs):
+            time.sleep(0.1)
+        time.sleep(max(0.0, t_w + 1 - time.time()))
+        t0 = time.time()
+        if subprocess.run([ctl, "--socket", cl.socket(1), "register", "svcbench", "--port", "9999"],
+                          stdout=subprocess.DEVNULL).returncode != 0:
+            return vis
+        deadline = t0 + args.vis_timeout
+        while time.time() < deadline and len(vis) < n - 1:
+            time.sleep(0.25)
+            for i in obs:
+                if i in vis:
+                    continue
+                for t, text in stamped_lines(files[i]):
+                    try:
+                        inst = json.loads(text)
+                    except ValueError:
+                        continue
+                    if isinstance(inst, list) and inst and t >= t0:
+                        vis[i] = t - t0
+                        break
+    finally:
+        for w, st in watches.values():
+            if w.poll() is None:
+                w.send_signal(signal.SIGKILL)
+        for w, st in watches.values():
+            w.wait()
+            try:
+                st.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                st.kill()
+                st.wait()
+    return vis
+
+
 def measure(system, n, args):
     work = tempfile.mkdtemp(prefix=f"hmsbench-{system}-{n}-")
     cl = Cluster(system, n, work, args)
@@ -206,6 +306,12 @@ def measure(system, n, args):
             res["error"] = "did not converge"
             return res
         time.sleep(args.settle)
+        # registration to visible everywhere
+        vis = visibility(cl, args)
+        if vis:
+            res["vis_med_s"] = round(statistics.median(vis.values()), 3)
+            res["vis_max_s"] = round(max(vis.values()), 3) if len(vis) == n - 1 else None
+        res["vis_seen"] = f"{len(vis)}/{n - 1}"
         # steady window: CPU, RSS, UDP datagrams
         pids = [a.pid for a, _ in cl.procs.values()]
         s0 = {p: proc_stat(p) for p in pids}
@@ -263,6 +369,7 @@ def main():
     ap.add_argument("--settle", type=float, default=5)
     ap.add_argument("--converge-timeout", type=float, default=120)
     ap.add_argument("--detect-timeout", type=float, default=60)
+    ap.add_argument("--vis-timeout", type=float, default=30)
     ap.add_argument("--serf-encrypt", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json")
@@ -275,7 +382,7 @@ def main():
             print(json.dumps(r), file=sys.stderr, flush=True)
             results.append(r)
     cols = ["system", "n", "converge_s", "detect_med_s", "detect_max_s", "detected_by",
-            "false_deaths", "rss_mib", "pss_mib", "cpu_pct", "udp_pps"]
+            "false_deaths", "vis_med_s", "vis_max_s", "vis_seen", "rss_mib", "pss_mib", "cpu_pct", "udp_pps"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in results:
