@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -656,11 +657,12 @@ static void fetch_done(void *ctx, int status, const hms_peer *peer, const uint8_
         } else {
             c->stats.fetch_errors++;
             r->failures++;
-            /* 0.25 s, 0.5 s, 1 s ... up to 10 s */
-            double back = 0.25 * pow(2.0, r->failures > 6 ? 6 : r->failures - 1);
-            if (back > 10.0)
-                back = 10.0;
-            r->next_try = ev_now(c->loop) + back;
+            /* 0.25 s, 0.5 s, 1 s ... up to 4 s, each drawn from [back/2, back]:
+             * when a whole cluster fetches a new set from one node at once,
+             * the refused ones must not come back all together. */
+            double back = 0.25 * pow(2.0, r->failures > 4 ? 4 : r->failures - 1);
+            double jitter = (double)randombytes_uniform(1000) / 1000.0;
+            r->next_try = ev_now(c->loop) + back * (0.5 + 0.5 * jitter);
         }
     }
     free(fc);
