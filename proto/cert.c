@@ -4,6 +4,7 @@
  * the text form of key files. No I/O and no clock: callers pass `now`.
  */
 #include "proto/cert.h"
+#include "proto/bytes.h"
 
 #include <string.h>
 
@@ -31,22 +32,6 @@ const char *hms_cert_result_name(int r)
     case HMS_CERT_INVALID_ARG: return "invalid_argument";
     }
     return "unknown";
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -102,11 +87,11 @@ static size_t cert_body(const hms_cert *c, uint8_t out[HMS_CERT_MAX_LEN])
     off += n;
     memcpy(out + off, c->node_pk, 32);
     off += 32;
-    put_be64(out + off, c->serial);
+    hms_put_be64(out + off, c->serial);
     off += 8;
-    put_be64(out + off, c->not_before);
+    hms_put_be64(out + off, c->not_before);
     off += 8;
-    put_be64(out + off, c->not_after);
+    hms_put_be64(out + off, c->not_after);
     off += 8;
     memcpy(out + off, c->ca_id, HMS_CA_ID_LEN);
     off += HMS_CA_ID_LEN;
@@ -156,11 +141,11 @@ int hms_cert_decode(const uint8_t *buf, size_t len, hms_cert *out)
     off += n;
     memcpy(out->node_pk, buf + off, 32);
     off += 32;
-    out->serial = get_be64(buf + off);
+    out->serial = hms_get_be64(buf + off);
     off += 8;
-    out->not_before = get_be64(buf + off);
+    out->not_before = hms_get_be64(buf + off);
     off += 8;
-    out->not_after = get_be64(buf + off);
+    out->not_after = hms_get_be64(buf + off);
     off += 8;
     memcpy(out->ca_id, buf + off, HMS_CA_ID_LEN);
     off += HMS_CA_ID_LEN;
@@ -272,12 +257,12 @@ static int revocation_body(const hms_revocation *r, uint8_t out[REV_BODY_LEN])
     out[0] = HMS_CERT_VERSION;
     out[1] = KIND_REVOCATION;
     out[2] = r->flags;
-    put_be64(out + 3, (r->flags & HMS_REVOKE_BY_SERIAL) ? r->serial : 0);
+    hms_put_be64(out + 3, (r->flags & HMS_REVOKE_BY_SERIAL) ? r->serial : 0);
     if (r->flags & HMS_REVOKE_BY_KEY)
         memcpy(out + 11, r->node_pk, 32);
     else
         memset(out + 11, 0, 32);
-    put_be64(out + 43, r->time);
+    hms_put_be64(out + 43, r->time);
     memcpy(out + 51, r->ca_id, HMS_CA_ID_LEN);
     return HMS_CERT_OK;
 }
@@ -309,9 +294,9 @@ int hms_revocation_decode(const uint8_t *buf, size_t len, hms_revocation *out)
         return HMS_CERT_MALFORMED;
     memset(out, 0, sizeof(*out));
     out->flags = flags;
-    out->serial = get_be64(buf + 3);
+    out->serial = hms_get_be64(buf + 3);
     memcpy(out->node_pk, buf + 11, 32);
-    out->time = get_be64(buf + 43);
+    out->time = hms_get_be64(buf + 43);
     memcpy(out->ca_id, buf + 51, HMS_CA_ID_LEN);
     memcpy(out->sig, buf + REV_BODY_LEN, 64);
     return HMS_CERT_OK;

@@ -50,6 +50,7 @@
  * peer check, epoch and window, key derivation, tag.
  */
 #include "agent/net/seal.h"
+#include "proto/bytes.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -121,22 +122,6 @@ const char *hms_seal_result_name(hms_seal_result r)
     case HMS_SEAL_NOT_FOR_US: return "not_for_us";
     }
     return "unknown";
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 void hms_seal_key_id(const uint8_t ed_pk[32], uint8_t id[HMS_SEAL_ID_LEN])
@@ -487,8 +472,8 @@ int hms_seal(hms_sealer *s, const uint8_t peer_pk[32], const uint8_t *pt, size_t
     out[0] = VERSION;
     memcpy(out + OFF_SENDER, s->ed_pk, 32);
     hms_seal_key_id(peer_pk, out + OFF_RCVID);
-    put_be64(out + OFF_EPOCH, s->epoch);
-    put_be64(out + OFF_COUNTER, counter);
+    hms_put_be64(out + OFF_EPOCH, s->epoch);
+    hms_put_be64(out + OFF_COUNTER, counter);
     memcpy(nonce, out + OFF_EPOCH, 16); /* epoch || counter || 8 zero bytes */
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + HDR_LEN, &clen, pt ? pt : out, len, out,
                                                HDR_LEN, NULL, nonce, e->k_tx);
@@ -522,8 +507,8 @@ int hms_open(hms_sealer *s, const uint8_t *pkt, size_t len, uint8_t *out, size_t
             return rc == HMS_SEAL_REVOKED ? HMS_SEAL_REVOKED : HMS_SEAL_UNKNOWN_SENDER;
     }
     /* 4. epoch and replay window, before any crypto */
-    uint64_t epoch = get_be64(pkt + OFF_EPOCH);
-    uint64_t counter = get_be64(pkt + OFF_COUNTER);
+    uint64_t epoch = hms_get_be64(pkt + OFF_EPOCH);
+    uint64_t counter = hms_get_be64(pkt + OFF_COUNTER);
     uint32_t i = cache_find(s, sender);
     if (i != NIL) {
         rc = window_check(&s->entries[i], epoch, counter);
