@@ -74,13 +74,13 @@ ctl 3 register worker --port 9 --check-ttl 5s >/dev/null || fail "register ttl"
 wait_for 15 "tcp-checked instance visible" all_see db 1 "${ALL[@]}"
 [ "$(n_inst 1 worker)" = 0 ] || fail "a ttl instance must start critical"
 ctl 3 check pass worker >/dev/null || fail "check pass"
-wait_for 10 "ttl instance passing" all_see worker 1 "${ALL[@]}"
-wait_for 10 "ttl expiry takes it out" all_see worker 0 "${ALL[@]}"
+wait_for 20 "ttl instance passing" all_see worker 1 "${ALL[@]}"
+wait_for 20 "ttl expiry takes it out" all_see worker 0 "${ALL[@]}"
 ctl 3 check pass worker >/dev/null
-wait_for 10 "ttl instance passing again" all_see worker 1 1 5
+wait_for 20 "ttl instance passing again" all_see worker 1 1 5
 ctl 3 check fail worker --note "disk full" >/dev/null
 t0=$(date +%s%N)
-wait_for 10 "ttl fail takes it out" all_see worker 0 1 5
+wait_for 20 "ttl fail takes it out" all_see worker 0 1 5
 echo "ttl fail reflected on n1 and n5 in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 ctl 3 services | grep -q "disk full" || fail "note not shown"
 
@@ -93,7 +93,7 @@ assert s["pay"]["passing"]==1 and s["db"]["passing"]==1 and s["worker"]["critica
 
 # deregistration
 ctl 2 deregister db >/dev/null || fail "deregister"
-wait_for 10 "deregistered instance gone" all_see db 0 "${ALL[@]}"
+wait_for 20 "deregistered instance gone" all_see db 0 "${ALL[@]}"
 
 # the owning agent dies: its instances leave every lookup
 kill -9 "${PID[1]}"

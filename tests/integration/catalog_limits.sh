@@ -30,7 +30,7 @@ code=0; ctl 1 register x >/dev/null 2>&1 || code=$?
 [ $code -eq 2 ] || fail "register without --port exited $code, expected 2"
 
 # files: api registered, broken refused (logged), broken does not exist
-wait_for 10 "api from the services dir visible" all_see api 1 1 2
+wait_for 20 "api from the services dir visible" all_see api 1 1 2
 grep -q "broken.json' refused: unknown key 'prot'" "$W/log1" || fail "refused file not logged with its reason"
 [ "$(n_inst 2 broken)" = 0 ] || fail "broken registered"
 refuse "defined by file" api --port 7001
@@ -44,12 +44,12 @@ cat > "$W/svc/api.json" <<J
 {"service": {"name": "api", "port": 7009, "tags": ["v2"]}}
 J
 kill -HUP "${PID[1]}"
-wait_for 10 "fixed file registered after SIGHUP" all_see fixed 1 1 2
+wait_for 20 "fixed file registered after SIGHUP" all_see fixed 1 1 2
 api_port() { [ "$(ctl 2 lookup api --tag v2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["port"])' 2>/dev/null)" = 7009 ]; }
-wait_for 10 "changed file re-registered" api_port
+wait_for 20 "changed file re-registered" api_port
 rm "$W/svc/api.json"
 kill -HUP "${PID[1]}"
-wait_for 10 "removed file deregistered" all_see api 0 1 2
+wait_for 20 "removed file deregistered" all_see api 0 1 2
 
 # flood: far more registrations than the limit, on one connection each
 rss() { awk '/VmRSS/ {print $2}' "/proc/${PID[1]}/status"; }

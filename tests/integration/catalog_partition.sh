@@ -47,15 +47,15 @@ partition || fail "nft rules"
 t0=$(date +%s%N)
 wait_for 60 "each side declares the other dead" seen_status dead 3 1 2 3 4 5 6
 echo "partition detected in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-wait_for 10 "each side looks up only its own instances" all_see web 3 "${ALL[@]}"
+wait_for 20 "each side looks up only its own instances" all_see web 3 "${ALL[@]}"
 
 # changes on both sides while cut off
 ctl 1 register a-only --port 7001 >/dev/null || fail "register a-only"
 ctl 2 deregister web-2 >/dev/null || fail "deregister web-2"
 ctl 5 register b-only --port 7002 >/dev/null || fail "register b-only"
 ctl 6 register web --id web-6 --port 8006 --tag moved >/dev/null || fail "re-register web-6"
-wait_for 10 "side A sees its change" all_see a-only 1 1 2 3
-wait_for 10 "side B sees its change" all_see b-only 1 4 5 6
+wait_for 20 "side A sees its change" all_see a-only 1 1 2 3
+wait_for 20 "side B sees its change" all_see b-only 1 4 5 6
 [ "$(n_inst 4 a-only)" = 0 ] && [ "$(n_inst 1 b-only)" = 0 ] || fail "a change crossed the partition"
 
 ip netns exec "$NSA" nft delete table inet hmspart || fail "heal"
