@@ -451,7 +451,7 @@ int gossip_pp_add(gossip_pp_writer *w, const gossip_member *m)
     bbuf b = {w->buf, w->cap, w->len, false};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, bbuf_write);
-    msgpack_pack_array(&pk, 7);
+    msgpack_pack_array(&pk, 8);
     pk_str(&pk, m->name);
     pk_bin(&pk, m->key, GOSSIP_KEY_LEN);
     pk_addr(&pk, &m->addr);
@@ -459,6 +459,7 @@ int gossip_pp_add(gossip_pp_writer *w, const gossip_member *m)
     msgpack_pack_uint8(&pk, m->status);
     pk_bin(&pk, m->meta, m->meta_len);
     pk_bin(&pk, m->cert, m->cert_len);
+    msgpack_pack_uint32(&pk, m->age_s < GOSSIP_AGE_MAX ? m->age_s : GOSSIP_AGE_MAX);
     if (b.overflow || b.len > GOSSIP_PP_BYTES_MAX)
         return -ENOBUFS; /* the record is not counted; w->len is unchanged */
     w->len = b.len;
@@ -482,14 +483,17 @@ int gossip_pp_finish(gossip_pp_writer *w, size_t *len)
 static int pp_record(cur *c, gossip_member *m)
 {
     uint32_t n;
-    uint64_t st;
+    uint64_t st, age = 0;
     memset(m, 0, sizeof(*m));
-    if (rd_array(c, &n) < 0 || n != 7 || rd_name(c, m->name) < 0 || rd_key(c, m->key) < 0 ||
-        rd_addr(c, &m->addr) < 0 || rd_uint(c, UINT64_MAX, &m->incarnation) < 0 ||
-        rd_uint(c, 3, &st) < 0 || rd_blob(c, GOSSIP_META_MAX, &m->meta, &m->meta_len) < 0 ||
-        rd_blob(c, GOSSIP_CERT_MAX, &m->cert, &m->cert_len) < 0)
+    if (rd_array(c, &n) < 0 || (n != 7 && n != 8) || rd_name(c, m->name) < 0 ||
+        rd_key(c, m->key) < 0 || rd_addr(c, &m->addr) < 0 ||
+        rd_uint(c, UINT64_MAX, &m->incarnation) < 0 || rd_uint(c, 3, &st) < 0 ||
+        rd_blob(c, GOSSIP_META_MAX, &m->meta, &m->meta_len) < 0 ||
+        rd_blob(c, GOSSIP_CERT_MAX, &m->cert, &m->cert_len) < 0 ||
+        (n == 8 && rd_uint(c, GOSSIP_AGE_MAX, &age) < 0))
         return -EBADMSG;
     m->status = (uint8_t)st;
+    m->age_s = (uint32_t)age;
     return 0;
 }
 

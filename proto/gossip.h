@@ -33,7 +33,9 @@
  *   | 0x01 | [10, join bool, sender str, [member, member, ...]]       |
  *   +------+----------------------------------------------------------+
  *   member = [name str, key bin32, addr bin, incarnation u64, status u8,
- *             meta bin, cert bin]
+ *             meta bin, cert bin, age u32]
+ *   age: seconds since the sender saw the member's status change (0..
+ *   GOSSIP_AGE_MAX); a record without it (7 elements) reads as age 0.
  *   status: 0 alive, 1 suspect, 2 dead, 3 left; at most GOSSIP_PP_MEMBERS_MAX
  *   members and GOSSIP_PP_BYTES_MAX bytes. The sender's own record is one of
  *   the members.
@@ -59,6 +61,7 @@
 #define GOSSIP_MSGS_MAX 64              /* messages in one UDP packet */
 #define GOSSIP_PP_MEMBERS_MAX 16384     /* member records in one push-pull state */
 #define GOSSIP_PP_BYTES_MAX (16u << 20) /* bytes of one push-pull state */
+#define GOSSIP_AGE_MAX (400u * 24u * 3600u) /* seconds; older is sent as this */
 /* Upper bound of one encoded message and of one push-pull member record. */
 #define GOSSIP_MSG_MAX_LEN (GOSSIP_USER_MAX + GOSSIP_META_MAX + GOSSIP_CERT_MAX + 192)
 #define GOSSIP_MEMBER_MAX_LEN (GOSSIP_META_MAX + GOSSIP_CERT_MAX + 160)
@@ -109,6 +112,7 @@ typedef struct gossip_member {
     uint16_t meta_len;
     const uint8_t *cert;
     uint16_t cert_len;
+    uint32_t age_s; /* seconds in this status as the sender saw it */
 } gossip_member;
 
 /* Encodes one message (without the version byte) into buf. Returns 0, or

@@ -547,6 +547,32 @@ void sw_on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_
         sw_bc_alive_light(s, m);
 }
 
+/* A full record (from a push-pull) of a member we never knew, which the
+ * sender has held dead or left for `age`: listed as such, with its address,
+ * so every node ends up showing the same failure whether or not it saw the
+ * member alive first (a node that joined moments before the member died may
+ * have missed its join). The status dates from the sender's view, so the
+ * record is reaped when everyone else reaps it; one the sender should have
+ * forgotten already is not taken, or records would circulate forever.
+ * Nothing is gossiped: it is old news to the others. */
+void sw_on_gone_unknown(swim_t *s, const gossip_msg *g, swim_status st, hms_time age, hms_time now)
+{
+    if (age >= HMS_MS(s->p.reconnect_timeout_ms) ||
+        sw_htab_get(&s->by_name, false, g->name) || sw_htab_get(&s->by_key, true, g->key))
+        return;
+    if (admit(s, g) < 0) {
+        s->st.drop_refused++;
+        return;
+    }
+    member *m = member_add(s, g->name, g->key, &g->addr, g->incarnation, now);
+    if (!m)
+        return;
+    set_blob(&m->meta, &m->meta_len, g->meta, g->meta_len);
+    set_blob(&m->cert, &m->cert_len, g->cert, g->cert_len);
+    sw_set_state(s, m, g->incarnation, st, now, NULL);
+    m->since = now > age ? now - age : 0;
+}
+
 void sw_on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
                    hms_time now)
 {
@@ -1137,7 +1163,7 @@ hms_time swim_tick(swim_t *s, hms_time now)
         s->next_pushpull = now + iv;
         member *m = s->leaving ? NULL : sw_random_member(s, SWIM_ALIVE, SWIM_ALIVE);
         if (m)
-            sw_pp_start(s, &m->addr, m->key, false, PP_PERIODIC, -1);
+            sw_pp_start(s, now, &m->addr, m->key, false, PP_PERIODIC, -1);
     }
     if (now >= s->next_reconnect) {
         s->next_reconnect = now + HMS_MS(s->p.reconnect_interval_ms);

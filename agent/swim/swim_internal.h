@@ -284,6 +284,8 @@ void sw_set_state(swim_t *s, member *m, uint64_t inc, swim_status st, hms_time n
 void sw_on_alive(swim_t *s, const gossip_msg *g, hms_time now, bool rebroadcast_new);
 void sw_on_suspect(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
                    hms_time now);
+void sw_on_gone_unknown(swim_t *s, const gossip_msg *g, swim_status st, hms_time age,
+                        hms_time now);
 void sw_on_dead(swim_t *s, const char *name, const uint8_t *key, uint64_t inc, const char *from,
                 hms_time now, bool leave);
 void sw_member_remove(swim_t *s, member *m, hms_time now);
@@ -306,8 +308,8 @@ void sw_bc_member(swim_t *s, member *m, const gossip_msg *msg);
 void sw_bc_user(swim_t *s, const gossip_msg *msg);
 void sw_bc_free(swim_t *s, bcast *b);
 size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs);
-void sw_pp_start(swim_t *s, const hms_addr *to, const uint8_t *key, bool join, uint8_t kind,
-                 int seed_idx);
+void sw_pp_start(swim_t *s, hms_time now, const hms_addr *to, const uint8_t *key, bool join,
+                 uint8_t kind, int seed_idx);
 void sw_reconnect_tick(swim_t *s, hms_time now);
 void sw_seeds_tick(swim_t *s, hms_time now);
 

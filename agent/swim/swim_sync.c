@@ -8,7 +8,7 @@
 /* ---- push-pull ----------------------------------------------------------- */
 
 /* Encodes our state into a new buffer (the caller frees it). */
-static int pp_encode(swim_t *s, bool join, uint8_t **out, size_t *out_len)
+static int pp_encode(swim_t *s, hms_time now, bool join, uint8_t **out, size_t *out_len)
 {
     size_t need = 96;
     for (size_t i = 0; i < s->nmembers; i++) {
@@ -42,6 +42,10 @@ static int pp_encode(swim_t *s, bool join, uint8_t **out, size_t *out_len)
         gm.meta_len = m->meta_len;
         gm.cert = m->cert;
         gm.cert_len = m->cert_len;
+        gm.age_s = now > m->since ? (uint32_t)((now - m->since) / HMS_SEC(1) < GOSSIP_AGE_MAX
+                                                   ? (now - m->since) / HMS_SEC(1)
+                                                   : GOSSIP_AGE_MAX)
+                                  : 0;
         if (gossip_pp_add(&w, &gm) < 0)
             break; /* at the bound: the rest is left to later exchanges */
     }
@@ -106,6 +110,7 @@ static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *
         g.meta_len = gm.meta_len;
         g.cert = gm.cert;
         g.cert_len = gm.cert_len;
+        hms_time age = HMS_SEC(gm.age_s);
         switch (gm.status) {
         case SWIM_ALIVE:
             g.type = GOSSIP_ALIVE;
@@ -113,15 +118,25 @@ static int pp_merge(swim_t *s, hms_time now, const uint8_t *key, const uint8_t *
             break;
         case SWIM_SUSPECT:
         case SWIM_DEAD:
-            /* Unknown members are learned as alive first so the accusation
-             * has a record to attach to. */
-            if (!sw_htab_get(&s->by_name, false, gm.name) && gm.status == SWIM_SUSPECT) {
+            /* An unknown suspect is learned as alive first so the
+             * accusation has a record to attach to; an unknown dead member
+             * is listed dead (sw_on_gone_unknown). */
+            if (!sw_htab_get(&s->by_name, false, gm.name)) {
                 g.type = GOSSIP_ALIVE;
+                if (gm.status == SWIM_DEAD) {
+                    sw_on_gone_unknown(s, &g, SWIM_DEAD, age, now);
+                    break;
+                }
                 sw_on_alive(s, &g, now, false);
             }
             sw_on_suspect(s, gm.name, gm.key, gm.incarnation, sender, now);
             break;
         case SWIM_LEFT:
+            if (!sw_htab_get(&s->by_name, false, gm.name)) {
+                g.type = GOSSIP_ALIVE;
+                sw_on_gone_unknown(s, &g, SWIM_LEFT, age, now);
+                break;
+            }
             sw_on_dead(s, gm.name, gm.key, gm.incarnation, gm.name, now, true);
             break;
         }
@@ -145,12 +160,12 @@ static pp_pending *pp_track(swim_t *s, uint8_t kind, int seed_idx)
     return p;
 }
 
-void sw_pp_start(swim_t *s, const hms_addr *to, const uint8_t *key, bool join, uint8_t kind,
-                 int seed_idx)
+void sw_pp_start(swim_t *s, hms_time now, const hms_addr *to, const uint8_t *key, bool join,
+                 uint8_t kind, int seed_idx)
 {
     uint8_t *st;
     size_t len;
-    if (pp_encode(s, join, &st, &len) < 0)
+    if (pp_encode(s, now, join, &st, &len) < 0)
         return;
     outq_item *it = sw_out_push(s);
     if (!it) {
@@ -185,7 +200,7 @@ int swim_pushpull_serve(swim_t *s, hms_time now, const hms_addr *from,
     s->st.pushpulls_in++;
     free(s->pp_reply);
     s->pp_reply = NULL;
-    if ((rc = pp_encode(s, false, &s->pp_reply, reply_len)) < 0)
+    if ((rc = pp_encode(s, now, false, &s->pp_reply, reply_len)) < 0)
         return rc;
     *reply = s->pp_reply;
     return 0;
@@ -254,7 +269,7 @@ void swim_join(swim_t *s, hms_time now, const hms_addr *seeds, size_t n)
             continue;
         s->seeds[j].pending = true;
         s->seeds[j].next_at = now + s->seeds[j].backoff;
-        sw_pp_start(s, &s->seeds[j].addr, s->seeds[j].key_known ? s->seeds[j].key : NULL, true,
+        sw_pp_start(s, now, &s->seeds[j].addr, s->seeds[j].key_known ? s->seeds[j].key : NULL, true,
                     PP_SEED, (int)j);
     }
 }
@@ -311,7 +326,7 @@ void sw_reconnect_tick(swim_t *s, hms_time now)
         rng_below(&s->r, 1000000) < (uint64_t)(1000000.0 * (double)ndead / (double)nalive)) {
         member *m = sw_random_member(s, SWIM_DEAD, SWIM_DEAD);
         if (m)
-            sw_pp_start(s, &m->addr, m->key, false, PP_RECONNECT, -1);
+            sw_pp_start(s, now, &m->addr, m->key, false, PP_RECONNECT, -1);
     }
 }
 
@@ -326,6 +341,6 @@ void sw_seeds_tick(swim_t *s, hms_time now)
             continue;
         }
         sd->pending = true;
-        sw_pp_start(s, &sd->addr, sd->key_known ? sd->key : NULL, true, PP_SEED, (int)j);
+        sw_pp_start(s, now, &sd->addr, sd->key_known ? sd->key : NULL, true, PP_SEED, (int)j);
     }
 }

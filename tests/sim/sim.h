@@ -11,7 +11,8 @@
  * of different partition groups. Push-pull is a reliable exchange: it fails
  * (reply NULL) across partitions and to stopped nodes. A paused node
  * (SIGSTOP) handles nothing; what arrives meanwhile is delivered when it
- * resumes, as a socket buffer would.
+ * resumes, as a socket buffer would. With strict_trust, a node drops UDP
+ * from keys it does not know yet, as a real agent's packet sealing does.
  */
 #ifndef HMS_SIM_H
 #define HMS_SIM_H
@@ -36,6 +37,10 @@ typedef struct sim_config {
     double loss;                       /* per UDP packet, 0..1 */
     double dup;                        /* per UDP packet, 0..1 */
     hms_time pp_fail_after;            /* a push-pull across a partition fails after this */
+    /* As the agent's sealing does: a UDP packet from a key the receiver
+     * neither holds in its member table nor met over a channel (push-pull)
+     * is dropped before the core sees it. */
+    bool strict_trust;
     sim_event_fn on_event;
     void *ctx;
 } sim_config;

@@ -47,6 +47,7 @@ struct sim {
     hms_time now;
     uint64_t rng;
     bool partitioned;
+    uint8_t *met; /* strict_trust: met[i * n + j], i met j over a channel */
     sim_totals tot;
 };
 
@@ -141,7 +142,11 @@ sim_t *sim_new(const sim_config *c)
     s->c = *c;
     s->rng = c->seed ^ 0x5eed5eed5eedULL;
     s->nodes = calloc(c->n, sizeof(*s->nodes));
-    if (!s->nodes) {
+    if (c->strict_trust)
+        s->met = calloc(c->n * c->n, 1);
+    if (!s->nodes || (c->strict_trust && !s->met)) {
+        free(s->nodes);
+        free(s->met);
         free(s);
         return NULL;
     }
@@ -178,7 +183,24 @@ void sim_delete(sim_t *s)
         free(s->heap[i].data);
     free(s->heap);
     free(s->nodes);
+    free(s->met);
     free(s);
+}
+
+/* Whether node i's sealing admits packets from node j (see strict_trust). */
+static bool trusts(sim_t *s, size_t i, size_t j)
+{
+    if (!s->c.strict_trust || i == j || s->met[i * s->c.n + j])
+        return true;
+    return swim_member_by_key(s->nodes[i].core, s->nodes[j].key) != NULL;
+}
+
+static void meet(sim_t *s, size_t i, size_t j)
+{
+    if (s->met) {
+        s->met[i * s->c.n + j] = 1;
+        s->met[j * s->c.n + i] = 1;
+    }
 }
 
 static long node_of(const sim_t *s, const hms_addr *a)
@@ -314,6 +336,8 @@ static int boot(sim_t *s, size_t i, uint64_t inc, const size_t *seeds, size_t ns
     nd->core = make_core(s, i, inc);
     if (!nd->core)
         return -ENOMEM;
+    if (s->met) /* a new process: its trust store starts empty */
+        memset(s->met + i * s->c.n, 0, s->c.n);
     nd->started = nd->up = true;
     nd->leaving = false;
     nd->gen++;
@@ -437,6 +461,10 @@ static void handle(sim_t *s, ev *e)
         after_call(s, e->node);
         break;
     case EV_UDP:
+        if (!trusts(s, e->node, e->from)) {
+            s->tot.dropped++;
+            break;
+        }
         s->tot.delivered++;
         swim_recv(nd->core, s->now, &s->nodes[e->from].addr, s->nodes[e->from].key, e->data,
                   e->len);
@@ -453,6 +481,8 @@ static void handle(sim_t *s, ev *e)
                 .gen = e->gen,
                 .token = e->token};
         r.gen = req->gen;
+        if (linked(s, e->from, e->node))
+            meet(s, e->node, e->from); /* the handshake carried both certificates */
         if (!linked(s, e->from, e->node) ||
             swim_pushpull_serve(nd->core, s->now, &req->addr, req->key, e->data, e->len, &reply,
                                 &rlen) < 0) {

@@ -9,6 +9,7 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tests/sim/sim.h"
 
@@ -32,8 +33,11 @@ static inline int sim_test_main(const char *suite, const sim_test_case *cases, s
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    /* HMS_SIM_ONLY=TEXT runs only the scenarios whose name contains TEXT. */
+    const char *only = getenv("HMS_SIM_ONLY");
     for (size_t i = 0; s && i < n; i++)
-        CU_add_test(s, cases[i].name, cases[i].fn);
+        if (!only || strstr(cases[i].name, only))
+            CU_add_test(s, cases[i].name, cases[i].fn);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -4,6 +4,7 @@
  * never as dead, a restarted node with a higher incarnation is taken back as
  * alive, and a second key claiming a live member's name is refused.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/sim/sim_test.h"
@@ -107,6 +108,84 @@ static void test_detect_64(void)
 static void test_detect_128(void)
 {
     detect(128, 22);
+}
+
+static size_t alive_seen(sim_t *s, size_t o)
+{
+    swim_stats st;
+    swim_get_stats(sim_core(s, o), &st);
+    return st.members_alive;
+}
+
+/* The acceptance check's sequence on 16 real agents: node 0 starts, 0.3 s
+ * later the others start one after another a few milliseconds apart, each
+ * joining through node 0; as soon as nodes 0, 7 and 15 each see 16 alive,
+ * node 15 is killed, and every other node must show it dead within 30 s.
+ * Packets from keys a node has not learned yet are dropped, as the agent's
+ * sealing does. Returns how many of the 15 saw it dead. */
+static size_t start_then_kill(uint64_t seed, hms_time *slowest)
+{
+    size_t n = 16, seed0 = 0;
+    watch w = {.victim = n - 1};
+    w.dead_at = calloc(n, sizeof(*w.dead_at));
+    sim_config c;
+    sim_config_default(&c, n, seed);
+    c.strict_trust = true;
+    c.on_event = on_event;
+    c.ctx = &w;
+    sim_t *s = sim_new(&c);
+    CU_ASSERT_FATAL(s != NULL);
+    uint64_t r = seed * 0x9e3779b97f4a7c15ULL + 1;
+    sim_start(s, 0, NULL, 0);
+    sim_run_until(s, HMS_MS(300));
+    for (size_t i = 1; i < n; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        sim_run_until(s, sim_now(s) + HMS_MS(2) + (r >> 33) % HMS_MS(30));
+        sim_start(s, i, &seed0, 1);
+    }
+    hms_time limit = sim_now(s) + HMS_SEC(15);
+    while (sim_now(s) < limit &&
+           !(alive_seen(s, 0) == n && alive_seen(s, 7) == n && alive_seen(s, n - 1) == n))
+        sim_run_until(s, sim_now(s) + HMS_MS(100));
+    CU_ASSERT_FATAL(sim_now(s) < limit);
+    w.armed = true;
+    w.t0 = sim_now(s);
+    sim_kill(s, w.victim);
+    sim_run_until(s, w.t0 + HMS_SEC(30));
+    size_t seen = 0;
+    *slowest = 0;
+    for (size_t o = 0; o + 1 < n; o++) {
+        if (sim_status(s, o, w.victim) == SWIM_DEAD) {
+            seen++;
+            if (w.dead_at[o] - w.t0 > *slowest)
+                *slowest = w.dead_at[o] - w.t0;
+        } else {
+            printf("\n  seed=%llu: n%zu sees n%zu as %d ", (unsigned long long)seed, o,
+                   w.victim, sim_status(s, o, w.victim));
+        }
+    }
+    free(w.dead_at);
+    sim_delete(s);
+    return seen;
+}
+
+static void test_kill_after_start(void)
+{
+    uint64_t seed = sim_test_seed(28);
+    size_t runs = getenv("HMS_SIM_RUNS") ? strtoul(getenv("HMS_SIM_RUNS"), NULL, 10) : 40;
+    size_t bad = 0;
+    hms_time worst = 0;
+    for (size_t i = 0; i < runs; i++) {
+        hms_time slowest;
+        if (start_then_kill(seed + i, &slowest) != 15)
+            bad++;
+        else if (slowest > worst)
+            worst = slowest;
+    }
+    printf("%zu/%zu runs (seeds %llu..%llu) left a node without the death; slowest %.2f s ", bad,
+           runs, (unsigned long long)seed, (unsigned long long)(seed + runs - 1),
+           (double)worst / 1e6);
+    CU_ASSERT_EQUAL(bad, 0);
 }
 
 static void test_leave(void)
@@ -250,11 +329,12 @@ int main(void)
     static const sim_test_case cases[] = {
         {"kill detected by all within bound (64)", test_detect_64},
         {"kill detected by all within bound (128)", test_detect_128},
+        {"kill right after a staggered start seen by all", test_kill_after_start},
         {"graceful leave is left, not dead", test_leave},
         {"restart with higher incarnation accepted", test_restart},
         {"second key for a live name refused", test_conflict},
         {"user broadcast delivered once everywhere", test_user_broadcast},
         {"expelled node stays dead", test_expel},
     };
-    return sim_test_main("sim_failure", cases, 7);
+    return sim_test_main("sim_failure", cases, 8);
 }

@@ -188,6 +188,7 @@ static void test_pushpull(void)
         m.meta_len = i == 1 ? sizeof(meta) : 0;
         m.cert = cert;
         m.cert_len = i == 2 ? sizeof(cert) : 0;
+        m.age_s = i == 2 ? GOSSIP_AGE_MAX + 5 : 7u * (unsigned)i; /* the first is capped */
         CU_ASSERT_EQUAL(gossip_pp_add(&w, &m), 0);
     }
     gossip_member bad;
@@ -212,6 +213,7 @@ static void test_pushpull(void)
         CU_ASSERT_EQUAL(gossip_pp_next(&r, &m), 1);
         CU_ASSERT_EQUAL(m.incarnation, 10u + (unsigned)i);
         CU_ASSERT_EQUAL(m.status, i);
+        CU_ASSERT_EQUAL(m.age_s, i == 2 ? GOSSIP_AGE_MAX : 7u * (unsigned)i);
     }
     CU_ASSERT_EQUAL(m.cert_len, sizeof(cert));
     CU_ASSERT_EQUAL(gossip_pp_next(&r, &m), 0);

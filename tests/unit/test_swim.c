@@ -577,6 +577,59 @@ static void test_pushpull(void)
     swim_delete(b);
 }
 
+/* A push-pull state from m7 naming members we never knew: m8 dead for
+ * 10 s is listed dead with its address, dated from m7's view; m9 dead for
+ * longer than the reap timeout is not taken (it would circulate forever);
+ * m10 left is listed left. */
+static void test_pushpull_gone_unknown(void)
+{
+    hms_time t = HMS_SEC(100000);
+    swim_t *a = make(t);
+    static uint8_t buf[1 << 12];
+    gossip_pp_writer w;
+    CU_ASSERT_FATAL(gossip_pp_begin(&w, buf, sizeof(buf), false, "m7") == 0);
+    const int who[] = {7, 8, 9, 10};
+    const uint8_t st[] = {SWIM_ALIVE, SWIM_DEAD, SWIM_DEAD, SWIM_LEFT};
+    const uint32_t age[] = {0, 10, lan.reconnect_timeout_ms / 1000 + 1, 3};
+    for (int i = 0; i < 4; i++) {
+        gossip_member m;
+        memset(&m, 0, sizeof(m));
+        snprintf(m.name, sizeof(m.name), "m%d", who[i]);
+        key_of(who[i], m.key);
+        m.addr = addr_of(who[i]);
+        m.incarnation = 4;
+        m.status = st[i];
+        m.age_s = age[i];
+        CU_ASSERT_FATAL(gossip_pp_add(&w, &m) == 0);
+    }
+    size_t len;
+    CU_ASSERT_FATAL(gossip_pp_finish(&w, &len) == 0);
+    uint8_t k7[SWIM_KEY_LEN];
+    key_of(7, k7);
+    hms_addr from = addr_of(7);
+    const uint8_t *reply;
+    size_t rlen;
+    nouts = 0;
+    CU_ASSERT_EQUAL(swim_pushpull_serve(a, t, &from, k7, buf, len, &reply, &rlen), 0);
+    drain(a);
+    CU_ASSERT_EQUAL(status_of(a, 7, NULL), SWIM_ALIVE);
+    CU_ASSERT_EQUAL(status_of(a, 8, NULL), SWIM_DEAD);
+    CU_ASSERT_EQUAL(status_of(a, 9, NULL), -ENOENT);
+    CU_ASSERT_EQUAL(status_of(a, 10, NULL), SWIM_LEFT);
+    const swim_member_info *m8 = swim_member_find(a, "m8");
+    CU_ASSERT_FATAL(m8 != NULL);
+    hms_addr a8 = addr_of(8);
+    CU_ASSERT(hms_addr_equal(&m8->addr, &a8));
+    CU_ASSERT_EQUAL(m8->status_since, t - HMS_SEC(10));
+    CU_ASSERT_EQUAL(count_events(SWIM_EV_DEAD), 1);
+    CU_ASSERT_EQUAL(count_events(SWIM_EV_LEFT), 1);
+    /* Reaped with everyone else: reconnect_timeout after the death, not
+     * after we heard of it. */
+    swim_tick(a, t + HMS_MS(lan.reconnect_timeout_ms) - HMS_SEC(5));
+    CU_ASSERT_EQUAL(status_of(a, 8, NULL), -ENOENT);
+    swim_delete(a);
+}
+
 int main(void)
 {
     swim_profile_by_name("lan", &lan);
@@ -593,6 +646,7 @@ int main(void)
     CU_add_test(s, "user broadcasts and name conflicts", test_user_and_conflicts);
     CU_add_test(s, "expel and leave", test_expel_and_leave);
     CU_add_test(s, "push-pull join", test_pushpull);
+    CU_add_test(s, "push-pull lists unknown dead and left members", test_pushpull_gone_unknown);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned f = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
