@@ -230,7 +230,7 @@ int audit_qworker_start(hms_audit *a)
     ev_async_init(&a->qasync, on_qasync);
     a->qasync.data = a;
     ev_async_start(a->loop, &a->qasync);
-    int r = pthread_create(&a->qthread, NULL, qworker_main, a);
+    int r = audit_thread_create(&a->qthread, qworker_main, a);
     if (r) {
         ev_async_stop(a->loop, &a->qasync);
         pthread_mutex_destroy(&a->qmu);

@@ -298,7 +298,7 @@ int awriter_start(awriter *w, struct ev_loop *loop, ev_async *notify_w, const ch
     w->commit_delay_us = commit_delay_us;
     w->retry_ms = 100;
     w->fd = -1;
-    int r = pthread_create(&w->thread, NULL, writer_main, w);
+    int r = audit_thread_create(&w->thread, writer_main, w);
     if (r) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
