@@ -41,76 +41,21 @@
 #include "libclient/hms_audit.h"
 #include "libclient/hms_catalog.h"
 #include "proto/api.h"
+#include "tests/bench/bench_util.h"
 
 #define NAG 5
 #define MAXSEG 4096
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    size_t n = strlen(path);
-    if (n >= sizeof(sa.sun_path))
-        return -1;
-    memcpy(sa.sun_path, path, n + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads one reply frame; 1 when ok, 0 when the agent refused, -1 on error. */
 static int read_reply(int fd, uint8_t *buf, size_t cap)
 {
-    uint8_t hdr[4];
-    if (read_all(fd, hdr, 4))
-        return -1;
-    uint32_t len = hms_api_get_len(hdr);
-    if (len == 0 || len > cap || read_all(fd, buf, len))
+    long len = bench_read_frame(fd, buf, cap);
+    if (len < 0)
         return -1;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     hms_api_reply rp;
-    int r = hms_api_decode_reply(&u, buf, len, &rp) ? -1 : rp.ok ? 1 : 0;
+    int r = hms_api_decode_reply(&u, buf, (size_t)len, &rp) ? -1 : rp.ok ? 1 : 0;
     msgpack_unpacked_destroy(&u);
     return r;
 }
@@ -150,15 +95,9 @@ static void append_frame(msgpack_sbuffer *out, bool durable)
     msgpack_sbuffer_destroy(&args);
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* ---- agents -------------------------------------------------------------- */
 
-static char dir[64];
+static bench_agents ags;
 static pid_t pids[NAG];
 static char socks[NAG][128];
 
@@ -172,73 +111,21 @@ static void stop_all(void)
             waitpid(pids[i], NULL, 0);
             pids[i] = 0;
         }
-    if (dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "warning: cannot remove '%s'\n", dir);
-        dir[0] = '\0';
-    }
+    bench_agents_clean(&ags);
 }
 
 static int start_all(const char *argv0)
 {
-    char self[PATH_MAX], bindir[PATH_MAX], agent[PATH_MAX + 16], ctl[PATH_MAX + 16];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
-        snprintf(self, sizeof(self), "%s", argv0);
-    else
-        self[n] = '\0';
-    snprintf(bindir, sizeof(bindir), "%s", dirname(self));
-    snprintf(agent, sizeof(agent), "%s/hms-agent", bindir);
-    snprintf(ctl, sizeof(ctl), "%s/hmsctl", bindir);
-    if (access(agent, X_OK) || access(ctl, X_OK)) {
-        fprintf(stderr, "error: no hms-agent/hmsctl in '%s'\n", bindir);
+    if (bench_agents_init(&ags, argv0, "/tmp/bench-arepl", "n1,n2,n3,n4,n5"))
         return -1;
-    }
-    snprintf(dir, sizeof(dir), "/tmp/bench-arepl.XXXXXX");
-    if (!mkdtemp(dir)) {
-        dir[0] = '\0';
-        return -1;
-    }
-    char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof(cmd), "'%s' ca bootstrap --names n1,n2,n3,n4,n5 --out '%s/pki' >/dev/null",
-             ctl, dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "error: '%s' failed\n", cmd);
-        return -1;
-    }
     for (int i = 0; i < NAG; i++) {
-        char name[8], bind[32], d[96], ca[96], cert[96], key[96], log[96];
+        char name[8], bind[32];
         snprintf(name, sizeof(name), "n%d", i + 1);
         snprintf(bind, sizeof(bind), "127.0.60.%d:7950", i + 1);
-        snprintf(d, sizeof(d), "%s/%s", dir, name);
-        snprintf(socks[i], sizeof(socks[i]), "%s/%s.sock", dir, name);
-        snprintf(ca, sizeof(ca), "%s/pki/ca.pub", dir);
-        snprintf(cert, sizeof(cert), "%s/pki/%s.cert", dir, name);
-        snprintf(key, sizeof(key), "%s/pki/%s.key", dir, name);
-        snprintf(log, sizeof(log), "%s/%s.log", dir, name);
-        pid_t p = fork();
-        if (p < 0)
+        pids[i] = bench_agent_start(&ags, name, bind, i ? "127.0.60.1:7950" : NULL, "local",
+                                    socks[i], sizeof(socks[i]));
+        if (pids[i] < 0)
             return -1;
-        if (p == 0) {
-            int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-            }
-            if (i == 0)
-                execl(agent, agent, "--node", name, "--bind", bind, "--data-dir", d, "--socket",
-                      socks[i], "--ca", ca, "--cert", cert, "--node-key", key, "--profile",
-                      "local", "--log-level", "warn", (char *)NULL);
-            else
-                execl(agent, agent, "--node", name, "--bind", bind, "--data-dir", d, "--socket",
-                      socks[i], "--ca", ca, "--cert", cert, "--node-key", key, "--join",
-                      "127.0.60.1:7950", "--profile", "local", "--log-level", "warn",
-                      (char *)NULL);
-            _exit(127);
-        }
-        pids[i] = p;
         if (i == 0)
             usleep(300000); /* the seed listens before the others join */
     }
@@ -261,7 +148,7 @@ static int start_all(const char *argv0)
             return 0;
         usleep(100000);
     }
-    fprintf(stderr, "error: the five agents did not converge in 30 s (logs in %s)\n", dir);
+    fprintf(stderr, "error: the five agents did not converge in 30 s (logs in %s)\n", ags.dir);
     return -1;
 }
 
@@ -285,18 +172,18 @@ static void *load_main(void *arg)
     uint8_t *batch = malloc(flen * (size_t)maxb), *buf = malloc(1 << 16);
     for (int i = 0; i < maxb; i++)
         memcpy(batch + (size_t)i * flen, l->frame->data, flen);
-    double t0 = now_s(), sent = 0;
+    double t0 = bench_now_s(), sent = 0;
     while (!atomic_load(l->stop)) {
         int b = maxb;
         if (l->rate > 0) {
-            double due = (now_s() - t0) * l->rate - sent;
+            double due = (bench_now_s() - t0) * l->rate - sent;
             b = due < 1 ? 0 : due > maxb ? maxb : (int)due;
             if (b == 0) {
                 usleep(10000);
                 continue;
             }
         }
-        if (write_all(l->fd, batch, flen * (size_t)b)) {
+        if (bench_write_all(l->fd, batch, flen * (size_t)b)) {
             l->failed = 1;
             break;
         }
@@ -401,26 +288,26 @@ static int run_rate(double rate, double secs)
     atomic_bool stop = false;
     loader ld[NAG];
     for (int i = 0; i < NAG; i++) {
-        ld[i] = (loader){.fd = connect_unix(socks[i]), .rate = rate / NAG, .frame = &frame,
+        ld[i] = (loader){.fd = bench_connect_unix(socks[i]), .rate = rate / NAG, .frame = &frame,
                          .stop = &stop};
         if (ld[i].fd < 0)
             return -1;
         pthread_create(&ld[i].th, NULL, load_main, &ld[i]);
     }
-    double t0 = now_s(), tend = t0 + secs, tstop = 0;
+    double t0 = bench_now_s(), tend = t0 + secs, tstop = 0;
     for (;;) {
-        double t = now_s();
+        double t = bench_now_s();
         if (!tstop && t >= tend) {
             atomic_store(&stop, true);
             for (int i = 0; i < NAG; i++)
                 pthread_join(ld[i].th, NULL);
-            tstop = now_s();
+            tstop = bench_now_s();
         }
         if (tstop && t > tstop + 6)
             break;
         if (poll_held(held))
             return -1;
-        double tp = now_s();
+        double tp = bench_now_s();
         int pending = 0;
         for (int o = 0; o < NAG; o++) {
             for (long s = base[o] + 1; s <= held[o][o] && s < MAXSEG; s++)
@@ -462,7 +349,7 @@ static int run_rate(double rate, double secs)
             else
                 missing++;
         }
-    qsort(lag, nl, sizeof(double), cmp_d);
+    qsort(lag, nl, sizeof(double), bench_cmp_double);
     printf("rate %6.0f/s target: appended %.0f/s (%llu ok, %llu refused%s), %zu segments sealed\n",
            rate, ok / (tstop - t0), (unsigned long long)ok, (unsigned long long)refused,
            failed ? ", connection failed" : "", nl + missing);
@@ -484,13 +371,13 @@ static int lookups(int fd, const msgpack_sbuffer *req, int count, double *p50, d
     if (!buf || !lat)
         return -1;
     for (int i = 0; i < count + 200; i++) {
-        double t0 = now_s();
-        if (write_all(fd, req->data, req->size) || read_reply(fd, buf, 1 << 20) != 1)
+        double t0 = bench_now_s();
+        if (bench_write_all(fd, req->data, req->size) || read_reply(fd, buf, 1 << 20) != 1)
             return -1;
         if (i >= 200)
-            lat[i - 200] = (now_s() - t0) * 1e6;
+            lat[i - 200] = (bench_now_s() - t0) * 1e6;
     }
-    qsort(lat, (size_t)count, sizeof(double), cmp_d);
+    qsort(lat, (size_t)count, sizeof(double), bench_cmp_double);
     *p50 = lat[count / 2];
     *p99 = lat[(size_t)(count * 0.99)];
     free(lat);
@@ -526,7 +413,7 @@ static int run_lookup(int count)
     msgpack_pack_array(&pk, 1);
     pack_s(&pk, "bench");
     hms_api_encode_request(&req, 1, "lookup", args.data, args.size);
-    int fd = connect_unix(socks[0]);
+    int fd = bench_connect_unix(socks[0]);
     double i50, i99, b50, b99;
     if (fd < 0 || lookups(fd, &req, count, &i50, &i99))
         return -1;
@@ -534,14 +421,14 @@ static int run_lookup(int count)
     msgpack_sbuffer_init(&frame);
     append_frame(&frame, true);
     atomic_bool stop = false;
-    loader ld = {.fd = connect_unix(socks[0]), .rate = 0, .frame = &frame, .stop = &stop};
+    loader ld = {.fd = bench_connect_unix(socks[0]), .rate = 0, .frame = &frame, .stop = &stop};
     if (ld.fd < 0)
         return -1;
     pthread_create(&ld.th, NULL, load_main, &ld);
     usleep(200000);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int r = lookups(fd, &req, count, &b50, &b99);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     uint64_t ok0 = ld.ok;
     atomic_store(&stop, true);
     pthread_join(ld.th, NULL);

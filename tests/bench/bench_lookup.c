@@ -38,70 +38,11 @@
 #include "libclient/hms.h"
 #include "libclient/hms_catalog.h"
 #include "proto/api.h"
+#include "tests/bench/bench_util.h"
 
 static double now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    size_t n = strlen(path);
-    if (n >= sizeof(sa.sun_path))
-        return -1;
-    memcpy(sa.sun_path, path, n + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Reads one frame into buf (cap bytes); returns the payload length or -1. */
-static long read_frame(int fd, uint8_t *buf, size_t cap)
-{
-    uint8_t hdr[4];
-    if (read_all(fd, hdr, 4))
-        return -1;
-    uint32_t len = hms_api_get_len(hdr);
-    if (len > cap || read_all(fd, buf, len))
-        return -1;
-    return (long)len;
+    return bench_now_s() * 1e6;
 }
 
 /* ---- echo server --------------------------------------------------------- */
@@ -120,8 +61,8 @@ static void *echo_main(void *arg)
     if (fd < 0)
         return NULL;
     uint8_t *buf = malloc(1 << 20);
-    while (read_frame(fd, buf, 1 << 20) >= 0)
-        if (write_all(fd, e->reply, e->reply_len))
+    while (bench_read_frame(fd, buf, 1 << 20) >= 0)
+        if (bench_write_all(fd, e->reply, e->reply_len))
             break;
     free(buf);
     close(fd);
@@ -129,12 +70,6 @@ static void *echo_main(void *arg)
 }
 
 /* ---- measurement --------------------------------------------------------- */
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct figures {
     double p50, p99, mean, rate;
@@ -149,18 +84,18 @@ static int measure(int fd, const uint8_t *frame, size_t flen, int count, int w, 
         return -1;
     size_t cap = 8u << 20;
     for (int i = 0; i < 200; i++) { /* warm up */
-        if (write_all(fd, frame, flen) || read_frame(fd, buf, cap) < 0)
+        if (bench_write_all(fd, frame, flen) || bench_read_frame(fd, buf, cap) < 0)
             return -1;
     }
     double sum = 0;
     for (int i = 0; i < count; i++) {
         double t0 = now_us();
-        if (write_all(fd, frame, flen) || read_frame(fd, buf, cap) < 0)
+        if (bench_write_all(fd, frame, flen) || bench_read_frame(fd, buf, cap) < 0)
             return -1;
         lat[i] = now_us() - t0;
         sum += lat[i];
     }
-    qsort(lat, (size_t)count, sizeof(double), cmp_d);
+    qsort(lat, (size_t)count, sizeof(double), bench_cmp_double);
     f->p50 = lat[count / 2];
     f->p99 = lat[(size_t)(count * 0.99)];
     f->mean = sum / count;
@@ -173,10 +108,10 @@ static int measure(int fd, const uint8_t *frame, size_t flen, int count, int w, 
         total = w;
     double t0 = now_us();
     for (int done = 0; done < total; done += w) {
-        if (write_all(fd, batch, flen * (size_t)w))
+        if (bench_write_all(fd, batch, flen * (size_t)w))
             return -1;
         for (int i = 0; i < w; i++)
-            if (read_frame(fd, buf, cap) < 0)
+            if (bench_read_frame(fd, buf, cap) < 0)
                 return -1;
     }
     f->rate = total / ((now_us() - t0) / 1e6);
@@ -188,7 +123,7 @@ static int measure(int fd, const uint8_t *frame, size_t flen, int count, int w, 
 
 /* ---- own agent ----------------------------------------------------------- */
 
-static char own_dir[64];
+static bench_agents own;
 static pid_t own_pid = -1;
 
 static void own_stop(void)
@@ -198,73 +133,22 @@ static void own_stop(void)
         waitpid(own_pid, NULL, 0);
         own_pid = -1;
     }
-    if (own_dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", own_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "warning: cannot remove '%s'\n", own_dir);
-        own_dir[0] = '\0';
-    }
+    bench_agents_clean(&own);
 }
 
 /* Starts hms-agent from the folder of argv0; fills sock. 0 or -1. */
 static int own_start(const char *argv0, char *sock, size_t cap)
 {
-    char self[PATH_MAX], bindir[PATH_MAX], agent[PATH_MAX + 16], ctl[PATH_MAX + 16];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
-        snprintf(self, sizeof(self), "%s", argv0);
-    else
-        self[n] = '\0';
-    snprintf(bindir, sizeof(bindir), "%s", dirname(self));
-    snprintf(agent, sizeof(agent), "%s/hms-agent", bindir);
-    snprintf(ctl, sizeof(ctl), "%s/hmsctl", bindir);
-    if (access(agent, X_OK) || access(ctl, X_OK)) {
-        fprintf(stderr, "error: no --socket given and no hms-agent/hmsctl in '%s'\n", bindir);
+    if (bench_agents_init(&own, argv0, "/tmp/bench-lookup", "b1"))
         return -1;
-    }
-    snprintf(own_dir, sizeof(own_dir), "/tmp/bench-lookup.XXXXXX");
-    if (!mkdtemp(own_dir)) {
-        own_dir[0] = '\0';
-        return -1;
-    }
-    char cmd[PATH_MAX * 2], pki[128], d[128], ca[160], cert[160], key[160], log[128];
-    snprintf(pki, sizeof(pki), "%s/pki", own_dir);
-    snprintf(cmd, sizeof(cmd), "'%s' ca bootstrap --names b1 --out '%s' >/dev/null", ctl, pki);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "error: '%s' failed\n", cmd);
-        return -1;
-    }
-    snprintf(d, sizeof(d), "%s/d", own_dir);
-    snprintf(sock, cap, "%s/s", own_dir);
-    snprintf(ca, sizeof(ca), "%s/ca.pub", pki);
-    snprintf(cert, sizeof(cert), "%s/b1.cert", pki);
-    snprintf(key, sizeof(key), "%s/b1.key", pki);
-    snprintf(log, sizeof(log), "%s/log", own_dir);
-    own_pid = fork();
+    own_pid = bench_agent_start(&own, "b1", "127.0.44.250:7962", NULL, NULL, sock, cap);
     if (own_pid < 0)
         return -1;
-    if (own_pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(agent, agent, "--node", "b1", "--bind", "127.0.44.250:7962", "--data-dir", d,
-              "--socket", sock, "--ca", ca, "--cert", cert, "--node-key", key, "--log-level",
-              "warn", (char *)NULL);
-        _exit(127);
+    if (bench_wait_socket(sock, 10)) {
+        fprintf(stderr, "error: the agent did not start (see %s/b1.log)\n", own.dir);
+        return -1;
     }
-    for (int i = 0; i < 100; i++) {
-        int fd = connect_unix(sock);
-        if (fd >= 0) {
-            close(fd);
-            return 0;
-        }
-        usleep(100000);
-    }
-    fprintf(stderr, "error: the agent did not start (see %s)\n", log);
-    return -1;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -337,7 +221,7 @@ int main(int argc, char **argv)
     msgpack_pack_str_body(&pk, "bench", 5);
     hms_api_encode_request(&req, 1, "lookup", args.data, args.size);
 
-    int fd = connect_unix(sock);
+    int fd = bench_connect_unix(sock);
     if (fd < 0) {
         perror("connect");
         return 1;
@@ -345,7 +229,7 @@ int main(int argc, char **argv)
     /* one lookup to learn the reply size and check the answer */
     uint8_t *rbuf = malloc(1 << 20);
     long rlen;
-    if (write_all(fd, req.data, req.size) || (rlen = read_frame(fd, rbuf, 1 << 20)) < 0) {
+    if (bench_write_all(fd, req.data, req.size) || (rlen = bench_read_frame(fd, rbuf, 1 << 20)) < 0) {
         fprintf(stderr, "error: lookup failed\n");
         return 1;
     }
@@ -383,7 +267,7 @@ int main(int argc, char **argv)
     memcpy(e.reply + 4, rbuf, (size_t)rlen);
     pthread_t th;
     pthread_create(&th, NULL, echo_main, &e);
-    int efd = connect_unix(e.path);
+    int efd = bench_connect_unix(e.path);
     if (efd < 0 || measure(efd, (const uint8_t *)req.data, req.size, count, w, &raw)) {
         fprintf(stderr, "error: raw measurement failed\n");
         return 1;
