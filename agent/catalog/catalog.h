@@ -11,9 +11,9 @@
  * member is up and the copy still differs). Lookups are answered from the
  * local view and read only members that are up.
  *
- * Health: HTTP checks run through libcurl's multi-socket interface on the
- * agent's loop, TCP checks are non-blocking connects on the loop, TTL checks
- * are timers reset by `check pass|warn|fail`. See health.h for the state
+ * Health: HTTP checks run in the hms-http helper process (probe.h), TCP
+ * checks are non-blocking connects on the loop, TTL checks are timers reset
+ * by `check pass|warn|fail`. See health.h for the state
  * machine and docs/catalog.md for the semantics.
  *
  * Every registration, deregistration and health transition goes through

@@ -1,8 +1,10 @@
 /*
  * Health probes against real sockets on loopback: a small HTTP server on the
  * same libev loop answers with a chosen status (or never answers), and the
- * HTTP probe (libcurl multi-socket on libev) and the TCP probe must turn
- * each case into the right result within the timeout.
+ * HTTP probe (through the real hms-http helper process) and the TCP probe
+ * must turn each case into the right result within the timeout. The
+ * helper's failures are real too: killed with SIGKILL, missing, a fake
+ * helper (a shell script) that sends garbage or never answers.
  */
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -14,12 +16,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <time.h>
 
-#include <curl/curl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "agent/catalog/probe.h"
 
-#define HOST "127.0.44.201"
+#define HOST "127.0.51.201"
 
 static struct ev_loop *loop;
 static int lfd = -1;
@@ -32,7 +39,7 @@ typedef struct conn {
     size_t n;
 } conn;
 
-static conn *conns[64];
+static conn *conns[1024];
 static int nconns;
 
 static void conn_cb(struct ev_loop *l, ev_io *w, int revents)
@@ -64,7 +71,7 @@ static void accept_cb(struct ev_loop *l, ev_io *w, int revents)
     int fd = accept(w->fd, NULL, NULL);
     if (fd < 0)
         return;
-    if (nconns >= 64) {
+    if (nconns >= 1024) {
         close(fd);
         return;
     }
@@ -230,9 +237,231 @@ static void test_tcp(void)
     cat_prober_delete(p);
 }
 
+static char helper[PATH_MAX];
+static char tmpdir[64];
+
+static bool alive(int pid)
+{
+    return pid > 0 && kill(pid, 0) == 0;
+}
+
+/* Runs the loop until the prober has a helper running (or 3 s). */
+static int wait_helper(struct ev_loop *l, cat_prober *p)
+{
+    ev_tstamp end = ev_time() + 3;
+    while (!cat_prober_helper_pid(p) && ev_time() < end)
+        ev_run(l, EVRUN_NOWAIT);
+    return cat_prober_helper_pid(p);
+}
+
+static void test_helper_killed(void)
+{
+    cat_prober *p = cat_prober_new(loop);
+    char url[128];
+    snprintf(url, sizeof(url), "http://%s:%u/health", HOST, lport);
+    answer = 0;
+    result r = {0};
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 5000, done_cb, &r, NULL), 0);
+    int pid = wait_helper(loop, p);
+    CU_ASSERT_FATAL(pid > 0);
+    for (int i = 0; i < 20; i++)
+        ev_run(loop, EVRUN_NOWAIT); /* the request reaches the server */
+    ev_tstamp t0 = ev_time();
+    kill(pid, SIGKILL);
+    run_until(&r, 3);
+    CU_ASSERT_TRUE(r.done);
+    CU_ASSERT_EQUAL(r.st, CAT_CRITICAL);
+    CU_ASSERT_STRING_EQUAL(r.out, "http helper exited: signal 9");
+    CU_ASSERT(r.at - t0 < 1.0);
+    CU_ASSERT_FALSE(alive(pid)); /* reaped, not a zombie */
+    /* the next probe starts a new helper and passes */
+    answer = 200;
+    result r2 = {0};
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 2000, done_cb, &r2, NULL), 0);
+    run_until(&r2, 5);
+    CU_ASSERT_EQUAL(r2.st, CAT_PASSING);
+    CU_ASSERT_STRING_EQUAL(r2.out, "HTTP 200: ok");
+    int pid2 = cat_prober_helper_pid(p);
+    CU_ASSERT(pid2 > 0 && pid2 != pid);
+    cat_prober_stats st;
+    cat_prober_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.helper_starts, 2);
+    CU_ASSERT_EQUAL(st.helper_exits, 1);
+    cat_prober_delete(p);
+    CU_ASSERT_FALSE(alive(pid2)); /* exits at EOF and is reaped by delete */
+}
+
+/* The agent's loop is libev's default loop, where libev reaps children
+ * itself: the helper's status must still be known. The probe hangs in a
+ * listen backlog nobody accepts from. */
+static void test_helper_killed_default_loop(void)
+{
+    struct ev_loop *dl = ev_default_loop(EVFLAG_AUTO);
+    uint16_t bport;
+    int bfd = listen_on(&bport);
+    CU_ASSERT_FATAL(bfd >= 0);
+    cat_prober *p = cat_prober_new(dl);
+    char url[128];
+    snprintf(url, sizeof(url), "http://%s:%u/health", HOST, bport);
+    result r = {0};
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 5000, done_cb, &r, NULL), 0);
+    int pid = wait_helper(dl, p);
+    CU_ASSERT_FATAL(pid > 0);
+    kill(pid, SIGKILL);
+    ev_tstamp end = ev_time() + 3;
+    while (!r.done && ev_time() < end)
+        ev_run(dl, EVRUN_ONCE);
+    CU_ASSERT_STRING_EQUAL(r.out, "http helper exited: signal 9");
+    CU_ASSERT_FALSE(alive(pid));
+    close(bfd);
+    /* a new helper answers: the port is closed now */
+    result r2 = {0};
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 2000, done_cb, &r2, NULL), 0);
+    end = ev_time() + 5;
+    while (!r2.done && ev_time() < end)
+        ev_run(dl, EVRUN_ONCE);
+    CU_ASSERT_EQUAL(r2.st, CAT_CRITICAL);
+    CU_ASSERT_PTR_NULL(strstr(r2.out, "http helper"));
+    cat_prober_delete(p);
+}
+
+static void test_helper_missing(void)
+{
+    setenv("HMS_HTTP_HELPER", "/nonexistent/hms-http", 1);
+    cat_prober *p = cat_prober_new(loop);
+    char url[128];
+    snprintf(url, sizeof(url), "http://%s:%u/health", HOST, lport);
+    answer = 200;
+    result r = {0}, r2 = {0}, r3 = {0};
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 1000, done_cb, &r, NULL), 0);
+    CU_ASSERT_FALSE(r.done);
+    run_until(&r, 2);
+    CU_ASSERT_EQUAL(r.st, CAT_CRITICAL);
+    CU_ASSERT_STRING_EQUAL(r.out, "cannot start '/nonexistent/hms-http': No such file or directory");
+    /* within the back-off: the same answer, no new attempt */
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 1000, done_cb, &r2, NULL), 0);
+    run_until(&r2, 2);
+    CU_ASSERT_STRING_EQUAL(r2.out, r.out);
+    cat_prober_stats st;
+    cat_prober_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.helper_start_failures, 1);
+    CU_ASSERT_EQUAL(st.helper_starts, 0);
+    /* the helper is back: after the back-off the check passes */
+    setenv("HMS_HTTP_HELPER", helper, 1);
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ev_now_update(loop);
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 1000, done_cb, &r3, NULL), 0);
+    run_until(&r3, 3);
+    CU_ASSERT_EQUAL(r3.st, CAT_PASSING);
+    cat_prober_delete(p);
+}
+
+/* A fake helper from a shell script. */
+static void fake_helper(const char *name, const char *body, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "#!/bin/sh\n%s\n", body);
+    fclose(f);
+    chmod(path, 0700);
+}
+
+static void test_helper_malformed_and_stuck(void)
+{
+    char path[PATH_MAX];
+    char url[128];
+    snprintf(url, sizeof(url), "http://%s:%u/health", HOST, lport);
+    /* a 1-byte payload that is not a map */
+    fake_helper("garbage", "printf '\\000\\000\\000\\001\\301'; exec sleep 10", path, sizeof(path));
+    setenv("HMS_HTTP_HELPER", path, 1);
+    cat_prober *p = cat_prober_new(loop);
+    result r = {0};
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 1000, done_cb, &r, NULL), 0);
+    int pid = wait_helper(loop, p);
+    run_until(&r, 3);
+    CU_ASSERT_EQUAL(r.st, CAT_CRITICAL);
+    CU_ASSERT_STRING_EQUAL(r.out, "http helper sent a malformed frame");
+    cat_prober_stats st;
+    cat_prober_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.malformed, 1);
+    CU_ASSERT_FALSE(alive(pid)); /* killed and reaped */
+    cat_prober_delete(p);
+
+    /* a helper that never answers: the guard fires 2 s past the timeout */
+    fake_helper("mute", "exec sleep 30", path, sizeof(path));
+    setenv("HMS_HTTP_HELPER", path, 1);
+    p = cat_prober_new(loop);
+    result r2 = {0};
+    ev_tstamp t0 = ev_time();
+    CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 100, done_cb, &r2, NULL), 0);
+    pid = wait_helper(loop, p);
+    run_until(&r2, 5);
+    CU_ASSERT_EQUAL(r2.st, CAT_CRITICAL);
+    CU_ASSERT_STRING_EQUAL(r2.out, "timeout after 100 ms: http helper did not answer");
+    CU_ASSERT(r2.at - t0 > 2.0 && r2.at - t0 < 3.0);
+    for (int i = 0; i < 50 && alive(pid); i++)
+        run_until(&(result){0}, 0.01);
+    CU_ASSERT_FALSE(alive(pid));
+    cat_prober_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.helper_stuck, 1);
+    cat_prober_delete(p);
+    setenv("HMS_HTTP_HELPER", helper, 1);
+}
+
+/* Many probes at once through one helper, each answered once. */
+static void test_burst(void)
+{
+    cat_prober *p = cat_prober_new(loop);
+    char url[128];
+    snprintf(url, sizeof(url), "http://%s:%u/health", HOST, lport);
+    answer = 200;
+    enum { N = 60 };
+    static result r[N];
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL_FATAL(cat_probe_http(p, url, 4000, done_cb, &r[i], NULL), 0);
+    ev_tstamp end = ev_time() + 8;
+    int got = 0;
+    while (got < N && ev_time() < end) {
+        ev_run(loop, EVRUN_ONCE);
+        got = 0;
+        for (int i = 0; i < N; i++)
+            got += r[i].done;
+    }
+    CU_ASSERT_EQUAL(got, N);
+    int pass = 0;
+    for (int i = 0; i < N; i++)
+        pass += r[i].st == CAT_PASSING;
+    CU_ASSERT_EQUAL(pass, N);
+    cat_prober_stats st;
+    cat_prober_get_stats(p, &st);
+    CU_ASSERT_EQUAL(st.helper_starts, 1);
+    cat_prober_delete(p);
+}
+
 int main(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!getenv("HMS_HTTP_HELPER")) {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n < 0)
+            return 1;
+        self[n] = '\0';
+        snprintf(helper, sizeof(helper), "%s/hms-http", dirname(self));
+        setenv("HMS_HTTP_HELPER", helper, 1);
+    } else {
+        snprintf(helper, sizeof(helper), "%s", getenv("HMS_HTTP_HELPER"));
+    }
+    if (access(helper, X_OK) != 0) {
+        fprintf(stderr, "error: no helper at '%s': build the hms-http target\n", helper);
+        return 1;
+    }
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hms-probe.XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
     loop = ev_loop_new(EVFLAG_AUTO);
     lfd = listen_on(&lport);
     if (lfd < 0) {
@@ -249,6 +478,11 @@ int main(void)
     CU_add_test(s, "http timeout and refused", test_http_timeout_and_refused);
     CU_add_test(s, "cancel and many", test_cancel_and_many);
     CU_add_test(s, "tcp", test_tcp);
+    CU_add_test(s, "helper killed", test_helper_killed);
+    CU_add_test(s, "helper killed, default loop", test_helper_killed_default_loop);
+    CU_add_test(s, "helper missing", test_helper_missing);
+    CU_add_test(s, "helper malformed and stuck", test_helper_malformed_and_stuck);
+    CU_add_test(s, "burst", test_burst);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures();
@@ -263,6 +497,11 @@ int main(void)
         free(conns[i]);
     }
     ev_loop_destroy(loop);
-    curl_global_cleanup();
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/garbage", tmpdir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/mute", tmpdir);
+    unlink(path);
+    rmdir(tmpdir);
     return failed ? 1 : 0;
 }
