@@ -33,8 +33,12 @@ if command -v faketime >/dev/null && [ -f "$FT" ]; then
     --profile "$PROFILE" --ca "$W/pki/ca.pub" --cert "$W/old/n6.cert" --node-key "$W/old/node.key" \
     --join 127.0.74.1:7950 > "$W/args6"
   mapfile -t a < "$W/args6"
+  # libfaketime works by preloading, which a static hms-agent (musl build) ignores: n6 then
+  # runs the dynamically linked build beside it; the nodes judging it are the agent under test.
+  past_agent=$AGENT
+  [ -x "$B/hms-agent-glibc" ] && past_agent=$B/hms-agent-glibc
   # env execs the agent itself, so PID[6] is the agent's pid
-  "${past[@]}" "$AGENT" "${a[@]}" >>"$W/log6" 2>&1 & PID[6]=$!
+  "${past[@]}" "$past_agent" "${a[@]}" >>"$W/log6" 2>&1 & PID[6]=$!
   refusals() { echo $(( $(stat_of 1 chan.refused_untrusted) + $(stat_of 1 chan.handshake_failures) )); }
   before=$(refusals)
   refused() { [ "$(refusals)" -gt "$before" ] 2>/dev/null; }
