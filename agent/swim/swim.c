@@ -950,6 +950,7 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
         return;
     }
     s->nfix = 0;
+    s->rx_key = key;
     for (size_t i = 0; i < n; i++) {
         const gossip_msg *g = &s->msgs[i];
         switch (g->type) {
@@ -992,6 +993,7 @@ void swim_recv(swim_t *s, hms_time now, const hms_addr *from, const uint8_t key[
             break;
         }
     }
+    s->rx_key = NULL;
     sender = sw_htab_get(&s->by_key, true, key);
     if (!sender)
         ask_who(s, now, from, key, NULL);
@@ -1040,6 +1042,9 @@ member *sw_random_member(swim_t *s, swim_status a, swim_status b)
  * the insurance against loss, and probes carry them within seconds. */
 static bool round_due(swim_t *s)
 {
+    /* A leaving node no longer probes: rounds carry all of its leave. */
+    if (s->leaving && s->self->bc)
+        return true;
     uint64_t self_origin = hash_name(s->self->name);
     uint32_t fresh = s->p.retransmit_mult > s->p.gossip_nodes ? s->p.retransmit_mult
                                                                 : s->p.gossip_nodes;
@@ -1057,11 +1062,16 @@ static void gossip_round(swim_t *s, hms_time now)
     /* Recently dead members still get gossip, so a falsely accused node
      * hears of it and refutes. */
     hms_time dead_window = HMS_MS(s->p.probe_interval_ms) * 60;
-    for (uint32_t k = 0; k < s->p.gossip_nodes && s->bcount; k++) {
+    member *sent[INDIRECT_MAX];
+    uint32_t nsent = 0;
+    for (uint32_t k = 0; k < s->p.gossip_nodes && k < INDIRECT_MAX && s->bcount; k++) {
         member *m = NULL;
         for (int tries = 0; tries < 8 && s->nmembers > 1; tries++) {
             member *c = s->members[rng_below(&s->r, s->nmembers)];
-            if (c == s->self || c->expelled)
+            bool again = false; /* distinct targets: a second copy to one is wasted */
+            for (uint32_t j = 0; j < nsent; j++)
+                again |= sent[j] == c;
+            if (c == s->self || c->expelled || again)
                 continue;
             if (c->status == SWIM_ALIVE || c->status == SWIM_SUSPECT ||
                 (c->status == SWIM_DEAD && now - c->since < dead_window)) {
@@ -1071,6 +1081,7 @@ static void gossip_round(swim_t *s, hms_time now)
         }
         if (!m)
             return;
+        sent[nsent++] = m;
         sw_send_pkt(s, &m->addr, m->key, NULL, 0);
     }
 }

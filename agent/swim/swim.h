@@ -66,7 +66,7 @@ typedef struct swim_profile {
     uint32_t suspicion_mult;        /* min suspicion = mult * log10(n) * probe interval,
                                        at least suspicion_floor_ms */
     uint32_t suspicion_max_mult;    /* max suspicion = this * min */
-    uint32_t retransmit_mult;       /* each update sent mult * log10(n+1) times */
+    uint32_t retransmit_mult;       /* each update sent mult * (ceil(log10(n+1)) + 1) times */
     uint32_t pushpull_interval_ms;  /* anti-entropy full sync with one member */
     uint32_t awareness_max;         /* Lifeguard local health multiplier ceiling */
     uint32_t reconnect_interval_ms; /* retry dead/left members and seeds */

@@ -81,9 +81,13 @@ struct member;
 
 typedef enum bc_kind { BC_MEMBER = 1, BC_USER = 2 } bc_kind;
 
+#define BC_TO_MAX 16 /* recipients remembered per update (each copy to a new one) */
+
 typedef struct bcast {
     struct bcast *prev, *next;
     uint32_t transmits;
+    uint8_t nto;               /* members known to hold it: sent to, or heard from */
+    uint32_t to[BC_TO_MAX];    /* their key hashes */
     uint8_t kind;
     bool join;     /* BC_MEMBER: the ALIVE of a member new to us */
     uint8_t dups;  /* copies of it heard from others since */
@@ -233,6 +237,7 @@ struct swim {
         hms_time at;
     } who[WHO_RING];
     size_t who_next;
+    const uint8_t *rx_key; /* sender of the packet being handled, or NULL */
     member *fix[FIX_MAX]; /* stale accusations heard in the current packet */
     size_t nfix;
     member **suspects; /* members with a suspicion timer */
@@ -307,7 +312,7 @@ void sw_bc_alive_light(swim_t *s, member *m);
 void sw_bc_member(swim_t *s, member *m, const gossip_msg *msg);
 void sw_bc_user(swim_t *s, const gossip_msg *msg);
 void sw_bc_free(swim_t *s, bcast *b);
-size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs);
+size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs, const uint8_t *to_key);
 void sw_pp_start(swim_t *s, hms_time now, const hms_addr *to, const uint8_t *key, bool join,
                  uint8_t kind, int seed_idx);
 void sw_reconnect_tick(swim_t *s, hms_time now);

@@ -181,6 +181,25 @@ static void bc_trim(swim_t *s)
     }
 }
 
+static uint32_t key_hash32(const uint8_t *key)
+{
+    return (uint32_t)hash_bytes(key, SWIM_KEY_LEN);
+}
+
+static bool bc_holder(const bcast *b, uint32_t h)
+{
+    for (uint8_t i = 0; i < b->nto; i++)
+        if (b->to[i] == h)
+            return true;
+    return false;
+}
+
+static void bc_add_holder(bcast *b, uint32_t h)
+{
+    if (b->nto < BC_TO_MAX && !bc_holder(b, h))
+        b->to[b->nto++] = h;
+}
+
 static bcast *bc_new(swim_t *s, const gossip_msg *msg)
 {
     uint8_t tmp[GOSSIP_MSG_MAX_LEN];
@@ -192,6 +211,9 @@ static bcast *bc_new(swim_t *s, const gossip_msg *msg)
         return NULL;
     memcpy(b->data, tmp, len);
     b->len = (uint16_t)len;
+    /* Whoever told us has it already. */
+    if (s->rx_key)
+        bc_add_holder(b, key_hash32(s->rx_key));
     return b;
 }
 
@@ -235,11 +257,11 @@ done:
     bc_trim(s);
 }
 
-/* Appends queued updates to pkt[0..*len) while they fit under the MTU,
- * least-transmitted first, oldest first among equals (so that nothing
- * starves in a burst of joins). Entries that reach the retransmit limit
+/* Appends queued updates for the member with key to_key to pkt[0..*len)
+ * while they fit under the MTU, least-transmitted first, oldest first among
+ * equals (so that nothing starves in a burst of joins). Entries that reach the retransmit limit
  * leave the queue. Returns how many were added. */
-size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs)
+size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs, const uint8_t *to_key)
 {
     uint32_t limit = swim_retransmit_limit(&s->p, cluster_n(s));
     if (limit >= BC_BUCKETS)
@@ -247,12 +269,26 @@ size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs)
     size_t mtu = s->p.mtu;
     bcast *taken[GOSSIP_MSGS_MAX];
     size_t ntaken = 0, skipped = 0;
+    uint32_t to_h = to_key ? key_hash32(to_key) : 0;
     /* Entries at or past the limit (after the cluster shrank) are done. */
     for (uint32_t t = limit; t < BC_BUCKETS; t++)
         while (s->bhead[t])
             sw_bc_free(s, s->bhead[t]);
     for (uint32_t t = 0; t < limit && nmsgs + ntaken < GOSSIP_MSGS_MAX; t++) {
         for (bcast *b = s->btail[t]; b && nmsgs + ntaken < GOSSIP_MSGS_MAX; b = b->prev) {
+            /* A member's own ALIVE is no news to it: the copy would be
+             * spent on the one node sure to have it. (Accusations still go
+             * to the accused, which must refute them.) */
+            if (b->kind == BC_MEMBER && b->m && b->m->status == SWIM_ALIVE && to_key &&
+                key_eq(b->m->key, to_key))
+                continue;
+            /* Each copy goes to a member not known to hold it yet: in a
+             * small cluster, copies spent twice on the same few members
+             * (probes, acks and rounds all carry them) left the last member
+             * waiting for a push-pull. Our own leave is the exception: we
+             * stop once it is sent, so it is repeated to whoever we meet. */
+            if (to_key && bc_holder(b, to_h) && !(b->m == s->self && s->leaving))
+                continue;
             if (*len + b->len > mtu) {
                 if (mtu - *len < 24 || ++skipped > 32)
                     goto out;
@@ -264,10 +300,19 @@ size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs)
         }
     }
 out:
+    size_t others = cluster_n(s) - (s->self->status == SWIM_ALIVE);
     for (size_t i = 0; i < ntaken; i++) {
         bcast *b = taken[i];
         bc_unlink(s, b);
         b->transmits++;
+        if (to_key)
+            bc_add_holder(b, to_h);
+        /* Every other member holds it (the subject of an ALIVE does): done,
+         * whatever copies are left. */
+        size_t held = b->nto + (b->kind == BC_MEMBER && b->m && b->m != s->self &&
+                                b->m->status == SWIM_ALIVE && !bc_holder(b, key_hash32(b->m->key)));
+        if (held >= others && b->transmits < limit && !(b->m == s->self && s->leaving))
+            b->transmits = limit;
         if (b->kind == BC_MEMBER && b->m == s->self && s->leaving && b->transmits >= limit)
             s->leave_done = true;
         if (b->transmits >= limit) {
@@ -358,7 +403,7 @@ void sw_send_pkt(swim_t *s, const hms_addr *to, const uint8_t *key, const gossip
             return;
         len += n;
     }
-    size_t added = sw_bc_fill(s, pkt, &len, nprim);
+    size_t added = sw_bc_fill(s, pkt, &len, nprim, key);
     if (nprim == 0 && added == 0)
         return;
     sw_emit_udp(s, to, key, pkt, len);

@@ -230,12 +230,12 @@ static void test_arithmetic(void)
     CU_ASSERT_EQUAL(swim_suspicion_timeout(9, 3, min, max), min);
     CU_ASSERT_EQUAL(swim_suspicion_timeout(0, 0, min, max), min);
     CU_ASSERT(swim_suspicion_timeout(2, 3, min, max) < HMS_SEC(7));
-    /* Retransmits: mult * ceil(log10(n + 1)). */
-    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 1), 4);
-    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 9), 4);
-    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 10), 8);
-    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 128), 12);
-    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 1000), 16);
+    /* Retransmits: mult * (ceil(log10(n + 1)) + 1). */
+    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 1), 8);
+    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 9), 8);
+    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 10), 12);
+    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 128), 16);
+    CU_ASSERT_EQUAL(swim_retransmit_limit(&lan, 1000), 20);
 }
 
 static void test_config(void)
@@ -387,14 +387,14 @@ static void test_retransmit_limit(void)
 {
     hms_time t = HMS_SEC(1);
     swim_t *s = make(t);
-    populate(s, t, 9); /* n = 10 with us: limit 4 * ceil(log10 11) = 8 */
+    populate(s, t, 13); /* n = 14 with us: limit 4 * (ceil(log10 15) + 1) = 12 */
     /* Let the join updates drain first. */
     pump(s, &t, t + HMS_SEC(30), true, 0, NULL, NULL, NULL);
     const uint8_t data[] = "x";
     CU_ASSERT_EQUAL(swim_broadcast(s, t, 5, data, sizeof(data)), 0);
     size_t sent = 0;
     pump(s, &t, t + HMS_SEC(30), true, GOSSIP_USER, &sent, NULL, NULL);
-    CU_ASSERT_EQUAL(sent, swim_retransmit_limit(&lan, 10));
+    CU_ASSERT_EQUAL(sent, swim_retransmit_limit(&lan, 14));
     swim_delete(s);
 }
 
