@@ -87,8 +87,8 @@ typedef struct alog {
     bool has_head;
     hms_audit_seal head;
     aholder holders[AUDIT_HOLDERS_MAX];
-    afork forks[AUDIT_FORKS_MAX];
-    size_t nforks;
+    afork *forks; /* grown on first use up to AUDIT_FORKS_MAX; most logs never fork */
+    size_t nforks, capforks;
     uint64_t refused;  /* segments refused (bad signature, chain, key) */
     bool pulling;      /* a pull for this log is in flight */
     uint64_t pull_backoff_until; /* monotonic ms */

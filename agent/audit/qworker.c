@@ -35,8 +35,20 @@ static alog *log_copy(const alog *l)
     if (!c)
         return NULL;
     *c = *l;
+    c->forks = NULL;
+    c->capforks = 0;
+    if (l->nforks) {
+        c->forks = malloc(l->nforks * sizeof(*c->forks));
+        if (!c->forks) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->forks, l->forks, l->nforks * sizeof(*c->forks));
+        c->capforks = l->nforks;
+    }
     c->segs = malloc((l->nsegs ? l->nsegs : 1) * sizeof(*c->segs));
     if (!c->segs) {
+        free(c->forks);
         free(c);
         return NULL;
     }
@@ -49,6 +61,7 @@ static alog *log_copy(const alog *l)
                 for (size_t k = 0; k < i; k++)
                     free(c->segs[k].mem);
                 free(c->segs);
+                free(c->forks);
                 free(c);
                 return NULL;
             }
@@ -68,6 +81,7 @@ static void snap_free(hms_audit *s)
         for (size_t k = 0; k < l->nsegs; k++)
             free(l->segs[k].mem);
         free(l->segs);
+        free(l->forks);
         free(l);
     }
     free(s->store.logs);

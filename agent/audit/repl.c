@@ -68,8 +68,10 @@ typedef struct rinfo {
     char name[SWIM_NAME_MAX + 1];
     bool has_head;
     hms_audit_seal head;
-    rholder holders[AUDIT_HOLDERS_MAX];
-    size_t nholders;
+    /* Grown on demand up to AUDIT_HOLDERS_MAX: an agent keeps one rinfo per
+     * member, and most origins have only their R holders reporting. */
+    rholder *holders;
+    size_t nholders, capholders;
     bool pulling;
     uint64_t backoff_until;
     unsigned fails;
@@ -351,9 +353,21 @@ static void on_head(hms_agent *ag, const swim_member_info *from, const uint8_t *
         for (size_t k = 0; k < ri->nholders; k++)
             if (memcmp(ri->holders[k].by, from->key, 32) == 0)
                 slot = &ri->holders[k];
+        if (!slot && ri->nholders == ri->capholders && ri->capholders < AUDIT_HOLDERS_MAX) {
+            size_t ncap = ri->capholders ? 2 * ri->capholders : 4;
+            if (ncap > AUDIT_HOLDERS_MAX)
+                ncap = AUDIT_HOLDERS_MAX;
+            rholder *n = realloc(ri->holders, ncap * sizeof(*n));
+            if (n) {
+                ri->holders = n;
+                ri->capholders = ncap;
+            }
+        }
         if (!slot) {
-            if (ri->nholders < AUDIT_HOLDERS_MAX) {
+            if (ri->nholders < ri->capholders) {
                 slot = &ri->holders[ri->nholders++];
+            } else if (ri->nholders == 0) {
+                continue; /* out of memory: this report is dropped */
             } else {
                 slot = &ri->holders[0]; /* replace the stalest */
                 for (size_t k = 1; k < ri->nholders; k++)
@@ -1121,6 +1135,7 @@ void audit_repl_stop(hms_audit *a)
     r->pulls = NULL;
     for (size_t i = 0; i < r->n; i++) {
         finish_fetches(r->infos[i], -ECANCELED);
+        free(r->infos[i]->holders);
         free(r->infos[i]);
     }
     free(r->infos);

@@ -127,6 +127,16 @@ bool alog_add_fork(alog *l, const hms_audit_seal *a, const hms_audit_seal *b)
     }
     if (l->nforks == AUDIT_FORKS_MAX)
         return false; /* enough proof kept; the counter in stats still rises */
+    if (l->nforks == l->capforks) {
+        size_t ncap = l->capforks ? 2 * l->capforks : 4;
+        if (ncap > AUDIT_FORKS_MAX)
+            ncap = AUDIT_FORKS_MAX;
+        afork *n = realloc(l->forks, ncap * sizeof(*n));
+        if (!n)
+            return false; /* as when full: the proof is not kept, the counter rises */
+        l->forks = n;
+        l->capforks = ncap;
+    }
     afork *f = &l->forks[l->nforks++];
     f->segno = a->segno;
     f->a = *a;
@@ -139,6 +149,7 @@ static void alog_free(alog *l)
     for (size_t i = 0; i < l->nsegs; i++)
         free(l->segs[i].mem);
     free(l->segs);
+    free(l->forks);
     free(l);
 }
 
