@@ -15,9 +15,30 @@
 
 #include <jansson.h>
 
+/* Zeroes n bytes at p, writing only the 64-byte blocks that are not zero
+ * already. hms-agent's configuration is a 54 KiB static, mostly path buffers
+ * that stay unused: a memset would make every page of it resident for the
+ * agent's life, while reading a page never written maps the kernel's shared
+ * zero page, which is not counted. */
+static void zero_lazily(void *p, size_t n)
+{
+    unsigned char *b = p;
+    while (n) {
+        size_t k = n < 64 ? n : 64;
+        for (size_t i = 0; i < k; i++) {
+            if (b[i]) {
+                memset(b, 0, k);
+                break;
+            }
+        }
+        b += k;
+        n -= k;
+    }
+}
+
 void hms_config_defaults(hms_config *c)
 {
-    memset(c, 0, sizeof(*c));
+    zero_lazily(c, sizeof(*c));
     if (gethostname(c->node, sizeof(c->node) - 1) < 0 || c->node[0] == '\0')
         snprintf(c->node, sizeof(c->node), "localhost");
     char *dot = strchr(c->node, '.');
