@@ -456,9 +456,12 @@ static hms_chan *ch_new(hms_chan_pool *p, int fd, bool initiator, const hms_addr
 
 /* --- handshake ------------------------------------------------------------- */
 
+/* The largest XX handshake message: e, encrypted s, encrypted certificate. */
+#define HS_MSG_MAX (2 * HMS_NOISE_DHLEN + 2 * HMS_NOISE_TAG + HMS_CHAN_CERT_MAX)
+
 static int hs_write(hms_chan *ch, const uint8_t *payload, size_t len)
 {
-    uint8_t msg[REC_MAX];
+    uint8_t msg[HS_MSG_MAX];
     size_t n = 0;
     int r = hms_noise_write(ch->noise, payload, len, msg, sizeof(msg), &n);
     if (r == 0)
@@ -688,7 +691,10 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     hms_chan *ch = w->data;
     hms_chan_pool *p = ch->p;
-    uint8_t buf[65536];
+    /* 16 KiB a read: a bigger record takes several reads (libev calls back
+     * while data is waiting). The main stack never shrinks, so a 64 KiB
+     * buffer filled once by a push-pull stayed resident for good. */
+    uint8_t buf[16384];
     ssize_t n = recv(ch->fd, buf, sizeof(buf), 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
