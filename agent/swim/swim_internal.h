@@ -90,6 +90,7 @@ typedef struct bcast {
     uint32_t to[BC_TO_MAX];    /* their key hashes */
     uint8_t kind;
     bool join;     /* BC_MEMBER: the ALIVE of a member new to us */
+    bool urgent;   /* BC_MEMBER: a death, leave or refutation (see swim_tick) */
     uint8_t dups;  /* copies of it heard from others since */
     struct member *m; /* BC_MEMBER: the subject */
     uint64_t origin;  /* BC_USER: hash of the origin's name */
@@ -119,6 +120,7 @@ typedef struct member {
     uint64_t inc;
     swim_status status;
     bool heard; /* a packet from this member reached us: it knows our key */
+    bool urgent; /* the next update queued about it is urgent news */
     hms_time since;
     uint16_t meta_len, cert_len;
     uint8_t *meta, *cert;
@@ -203,6 +205,8 @@ struct swim {
     bcast *bhead[BC_BUCKETS], *btail[BC_BUCKETS];
     size_t bcount;
     hms_time next_gossip;
+    hms_time last_round; /* when the last gossip round ran */
+    bool urgent;         /* news that must not wait for the next round (see swim_tick) */
     uint64_t user_seq;
 
     /* anti-entropy, seeds and reconnects */

@@ -227,6 +227,8 @@ void sw_bc_member(swim_t *s, member *m, const gossip_msg *msg)
         sw_bc_free(s, m->bc);
     b->kind = BC_MEMBER;
     b->m = m;
+    b->urgent = m->urgent;
+    m->urgent = false;
     m->bc = b;
     bc_link_head(s, b);
     s->bcount++;

@@ -14,10 +14,12 @@ static const struct {
 } profiles[] = {
     /* Data-centre networks: RTTs well under 10 ms. Probes 1.43x as often as
      * memberlist's LAN profile, gives up on a silent target after 500 ms,
-     * and keeps the minimum suspicion at a fixed 2.5 s floor up to a few
-     * thousand members (mult 1 * log10 n * 0.7 s overtakes it at n = 3700):
-     * long enough for a member paused 2 s to refute, short enough to detect
-     * a death in under 4 s (docs/membership.md). */
+     * and keeps the minimum suspicion at a fixed 2 s floor up to
+     * 10^(2 / 0.7) = 720 members (mult 1 * log10 n * 0.7 s overtakes it
+     * there): a member paused 2 s is first accused 0.5 s into the pause at
+     * the earliest, told at once, and its refutation goes out at network
+     * speed when it resumes; a death is declared in under 4 s
+     * (docs/membership.md). */
     {"lan",
      {.probe_interval_ms = 700,
       .probe_timeout_ms = 200,
@@ -25,7 +27,7 @@ static const struct {
       .gossip_interval_ms = 200,
       .gossip_nodes = 3,
       .suspicion_mult = 1,
-      .suspicion_floor_ms = 2500,
+      .suspicion_floor_ms = 2000,
       .suspicion_max_mult = 6,
       .retransmit_mult = 4,
       .pushpull_interval_ms = 30000,

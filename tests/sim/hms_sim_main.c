@@ -27,6 +27,7 @@ typedef struct run {
     size_t killed[KILL_MAX];
     hms_time kill_at;
     hms_time *dead_seen; /* [kill][observer], 0 = not yet */
+    hms_time suspect_first[KILL_MAX]; /* first accusation of each killed node */
     uint64_t false_deaths, false_suspects;
     sim_t *sim;
 } run;
@@ -44,6 +45,8 @@ static void on_event(void *ctx, sim_t *sim, size_t node, hms_time now, const swi
             killed = true;
             if (o->event == SWIM_EV_DEAD && r->dead_seen[k * r->n + node] == 0)
                 r->dead_seen[k * r->n + node] = now;
+            if (o->event == SWIM_EV_SUSPECT && r->suspect_first[k] == 0)
+                r->suspect_first[k] = now;
         }
     }
     if (!killed && sim_up(sim, subj)) {
@@ -340,9 +343,11 @@ int main(int argc, char **argv)
         }
         qsort(v, m, sizeof(*v), cmp_time);
         if (m)
-            printf("detect node=%zu first_s=%.2f median_s=%.2f max_s=%.2f missing=%zu\n",
-                   r.killed[k], (double)v[0] / 1e6, (double)v[m / 2] / 1e6, (double)v[m - 1] / 1e6,
-                   missing);
+            printf("detect node=%zu suspect_s=%.2f first_s=%.2f median_s=%.2f max_s=%.2f "
+                   "missing=%zu\n",
+                   r.killed[k],
+                   r.suspect_first[k] ? (double)(r.suspect_first[k] - r.kill_at) / 1e6 : -1.0,
+                   (double)v[0] / 1e6, (double)v[m / 2] / 1e6, (double)v[m - 1] / 1e6, missing);
         else
             printf("detect node=%zu never (missing=%zu)\n", r.killed[k], missing);
         free(v);

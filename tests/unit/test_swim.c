@@ -209,13 +209,13 @@ static void test_arithmetic(void)
     CU_ASSERT_EQUAL(swim_profile_by_name("local", &p), 0);
     CU_ASSERT_EQUAL(swim_profile_by_name("fast", &p), -EINVAL);
     /* min = max(floor, mult * max(1, log10 n) * interval): lan is 1 x 0.7 s
-     * with a 2.5 s floor, which rules up to n = 10^(2.5 / 0.7) = 3728. */
-    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 1), HMS_MS(2500));
-    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 128), HMS_MS(2500));
-    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 3000), HMS_MS(2500));
+     * with a 2 s floor, which rules up to n = 10^(2 / 0.7) = 720. */
+    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 1), HMS_MS(2000));
+    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 128), HMS_MS(2000));
+    CU_ASSERT_EQUAL(swim_suspicion_min(&lan, 700), HMS_MS(2000));
     hms_time m1e4 = swim_suspicion_min(&lan, 10000);
     CU_ASSERT(fabs((double)m1e4 - 4.0 * 700000.0) < 2.0);
-    CU_ASSERT_EQUAL(swim_suspicion_max(&lan, 128), HMS_SEC(15));
+    CU_ASSERT_EQUAL(swim_suspicion_max(&lan, 128), HMS_SEC(12));
     swim_profile ml = lan; /* memberlist's LAN: 4 x log10 n x 1 s, no floor */
     ml.suspicion_mult = 4;
     ml.probe_interval_ms = 1000;
