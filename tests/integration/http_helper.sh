@@ -75,4 +75,17 @@ wait_for 10 "tcp checks unaffected" all_see tcpsvc 1 1
 ctl 1 members >/dev/null || fail "members with the helper missing"
 [ -z "$(helper_of "${PID[1]}")" ] || fail "a helper runs from a missing path"
 kill -0 "${PID[1]}" || fail "the agent died"
+
+# the agent killed with SIGKILL: the helper does not outlive it
+kill -TERM "${PID[1]}"
+wait_for 10 "agent stopped" gone "${PID[1]}"
+start_node 1
+wait_for 10 "agent restarted" ctl_ready
+ctl 1 register web --address $IP --port "$PORT" --check-http /health --interval 300ms \
+  --timeout 500ms >/dev/null || fail "register after the restart"
+wait_for 10 "http check passing again" all_see web 1 1
+H3=$(helper_of "${PID[1]}")
+[ -n "$H3" ] || fail "no helper after the restart"
+kill -9 "${PID[1]}"
+wait_for 5 "helper gone with its SIGKILLed agent" gone "$H3"
 echo "http_helper: ok"
