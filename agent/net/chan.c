@@ -421,7 +421,13 @@ static void ch_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ch_close(ch, -ECANCELED);
         return;
     }
-    ev_timer_set(w, p->idle_timeout / 2, 0.);
+    /* Next check when the channel would have been idle long enough (a busy
+     * one is checked again after a quarter of the timeout), so an idle
+     * channel is closed on time rather than up to half a timeout late. */
+    ev_tstamp due = ch->last_active + p->idle_timeout - ev_now(loop);
+    if (due < p->idle_timeout / 4)
+        due = p->idle_timeout / 4;
+    ev_timer_set(w, due, 0.);
     ev_timer_start(loop, w);
 }
 
