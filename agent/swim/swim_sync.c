@@ -219,7 +219,20 @@ void swim_pushpull_done(swim_t *s, hms_time now, uint64_t token, const uint8_t k
     pp_pending p = s->pp[i];
     memmove(s->pp + i, s->pp + i + 1, (s->npp - i - 1) * sizeof(*s->pp));
     s->npp--;
+    size_t before = s->nmembers;
     bool join, ok = reply && key && pp_merge(s, now, key, reply, len, &join) == 0;
+    if (ok && p.kind == PP_PERIODIC && s->joined && s->nmembers > before) {
+        /* It taught us members gossip had not: the cluster is still
+         * forming (a mass start), and early joiners hear of later ones
+         * only this way when the join gossip missed them. Keep the
+         * catch-up pace instead of doubling it away. */
+        hms_time base = HMS_MS(s->p.probe_interval_ms) * 4;
+        s->catchups = CATCHUPS;
+        s->catchup_gap = base / 2;
+        hms_time next = now + base / 2 + rng_below(&s->r, base / 2);
+        if (next < s->next_pushpull)
+            s->next_pushpull = next;
+    }
     if (p.kind == PP_SEED && p.seed >= 0 && (size_t)p.seed < s->nseeds) {
         seed *sd = &s->seeds[p.seed];
         sd->pending = false;

@@ -76,7 +76,9 @@ static void usage(void)
                     "  [--probe-interval MS] [--probe-timeout MS] [--indirect K]\n"
                     "  [--gossip-interval MS] [--gossip-nodes K] [--suspicion-mult M]\n"
                     "  [--suspicion-max-mult M] [--retransmit-mult M] [--pushpull-interval MS]\n"
-                    "  [--suspicion-floor MS] [--trace] [--progress]\n"
+                    "  [--suspicion-floor MS] [--trace] [--progress] [--strict-trust]\n"
+                    "--strict-trust drops packets from keys a node has not learned yet, as the\n"
+                    "  agent's sealing does\n"
                     "--trace prints every false death and pause; --progress prints every 2 s the\n"
                     "  fewest and most alive members any node sees, and who misses whom\n"
                     "memberlist's LAN timings: --probe-interval 1000 --probe-timeout 500\n"
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
     const char *profile = "lan";
     double duration = 60, loss = 0, dup = 0, kill_at = 20, pause_every = 0, pause_for = 2000;
     double part = 0, part_at = 20, part_for = 60, lat_min = 0.2, lat_max = 1.0, spread = 2;
-    bool trace = false, progress = false;
+    bool trace = false, progress = false, strict = false;
     long ov[11];
     for (int i = 0; i < 11; i++)
         ov[i] = -1;
@@ -121,6 +123,7 @@ int main(int argc, char **argv)
                                          {"suspicion-floor", 1, 0, 1009},
                                          {"trace", 0, 0, 't'},
                                          {"progress", 0, 0, 'g'},
+                                         {"strict-trust", 0, 0, 'S'},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -180,6 +183,9 @@ int main(int argc, char **argv)
         case 'g':
             progress = true;
             break;
+        case 'S':
+            strict = true;
+            break;
         case 'h':
             usage();
             return 0;
@@ -212,6 +218,7 @@ int main(int argc, char **argv)
             *fields[i] = (uint32_t)ov[i];
     cfg.loss = loss;
     cfg.dup = dup;
+    cfg.strict_trust = strict;
     cfg.latency_min = (hms_time)(lat_min * 1000);
     cfg.latency_max = (hms_time)(lat_max * 1000);
     run r;
