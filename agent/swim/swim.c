@@ -1053,19 +1053,25 @@ member *sw_random_member(swim_t *s, swim_status a, swim_status b)
  * packets a second each for half a minute after it formed. The early sends
  * do the spreading (the infection doubles each round); the later ones are
  * the insurance against loss, and probes carry them within seconds. */
-static bool urgent_due(const swim_t *s);
-
-static bool round_due(swim_t *s)
+/* With to_key, only news that would be news to that member counts: a
+ * round sends no packet to a member for whom only later retransmits are
+ * left, or the packets of a round would carry old news while the fresh
+ * item waits for a member that lacks it. Urgent news (a death, a leave, a
+ * refutation) counts until twice as many sends (urgent_due). */
+static bool round_due(swim_t *s, const uint8_t *to_key)
 {
     /* A leaving node no longer probes: rounds carry all of its leave. */
-    if ((s->leaving && s->self->bc) || urgent_due(s))
+    if (s->leaving && s->self->bc)
         return true;
     uint64_t self_origin = hash_name(s->self->name);
     uint32_t fresh = s->p.retransmit_mult > s->p.gossip_nodes ? s->p.retransmit_mult
                                                                 : s->p.gossip_nodes;
-    for (uint32_t t = 0; t < fresh && t < BC_BUCKETS; t++)
+    for (uint32_t t = 0; t < 2 * s->p.retransmit_mult && t < BC_BUCKETS; t++)
         for (const bcast *b = s->bhead[t]; b; b = b->next)
-            if (b->kind == BC_MEMBER || (b->origin == self_origin && t < s->p.gossip_nodes))
+            if (((t < fresh && (b->kind == BC_MEMBER ||
+                                (b->origin == self_origin && t < s->p.gossip_nodes))) ||
+                 b->urgent) &&
+                sw_bc_wanted(s, b, to_key))
                 return true;
     return false;
 }
@@ -1086,7 +1092,7 @@ static bool urgent_due(const swim_t *s)
 
 static void gossip_round(swim_t *s, hms_time now)
 {
-    if (s->bcount == 0 || !round_due(s))
+    if (s->bcount == 0 || !round_due(s, NULL))
         return;
     /* Recently dead members still get gossip, so a falsely accused node
      * hears of it and refutes. */
@@ -1100,7 +1106,7 @@ static void gossip_round(swim_t *s, hms_time now)
             bool again = false; /* distinct targets: a second copy to one is wasted */
             for (uint32_t j = 0; j < nsent; j++)
                 again |= sent[j] == c;
-            if (c == s->self || c->expelled || again)
+            if (c == s->self || c->expelled || again || !round_due(s, c->key))
                 continue;
             if (c->status == SWIM_ALIVE || c->status == SWIM_SUSPECT ||
                 (c->status == SWIM_DEAD && now - c->since < dead_window)) {

@@ -316,6 +316,7 @@ void sw_bc_alive_light(swim_t *s, member *m);
 void sw_bc_member(swim_t *s, member *m, const gossip_msg *msg);
 void sw_bc_user(swim_t *s, const gossip_msg *msg);
 void sw_bc_free(swim_t *s, bcast *b);
+bool sw_bc_wanted(const swim_t *s, const bcast *b, const uint8_t *to_key);
 size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs, const uint8_t *to_key);
 void sw_pp_start(swim_t *s, hms_time now, const hms_addr *to, const uint8_t *key, bool join,
                  uint8_t kind, int seed_idx);

@@ -200,6 +200,18 @@ static void bc_add_holder(bcast *b, uint32_t h)
         b->to[b->nto++] = h;
 }
 
+/* Whether a copy of b to the member with key to_key would be news to it:
+ * not a member's own ALIVE to itself, not to a member known to hold it
+ * (each copy goes to a new member; our own leave excepted, see below). */
+bool sw_bc_wanted(const swim_t *s, const bcast *b, const uint8_t *to_key)
+{
+    if (!to_key)
+        return true;
+    if (b->kind == BC_MEMBER && b->m && b->m->status == SWIM_ALIVE && key_eq(b->m->key, to_key))
+        return false;
+    return !bc_holder(b, key_hash32(to_key)) || (b->m == s->self && s->leaving);
+}
+
 static bcast *bc_new(swim_t *s, const gossip_msg *msg)
 {
     uint8_t tmp[GOSSIP_MSG_MAX_LEN];
@@ -280,16 +292,13 @@ size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs, const uint
         for (bcast *b = s->btail[t]; b && nmsgs + ntaken < GOSSIP_MSGS_MAX; b = b->prev) {
             /* A member's own ALIVE is no news to it: the copy would be
              * spent on the one node sure to have it. (Accusations still go
-             * to the accused, which must refute them.) */
-            if (b->kind == BC_MEMBER && b->m && b->m->status == SWIM_ALIVE && to_key &&
-                key_eq(b->m->key, to_key))
-                continue;
-            /* Each copy goes to a member not known to hold it yet: in a
-             * small cluster, copies spent twice on the same few members
-             * (probes, acks and rounds all carry them) left the last member
-             * waiting for a push-pull. Our own leave is the exception: we
-             * stop once it is sent, so it is repeated to whoever we meet. */
-            if (to_key && bc_holder(b, to_h) && !(b->m == s->self && s->leaving))
+             * to the accused, which must refute them.) Each copy goes to a
+             * member not known to hold it yet: in a small cluster, copies
+             * spent twice on the same few members (probes, acks and rounds
+             * all carry them) left the last member waiting for a push-pull.
+             * Our own leave is the exception: we stop once it is sent, so
+             * it is repeated to whoever we meet. */
+            if (!sw_bc_wanted(s, b, to_key))
                 continue;
             if (*len + b->len > mtu) {
                 if (mtu - *len < 24 || ++skipped > 32)
