@@ -310,7 +310,7 @@ size_t sw_bc_fill(swim_t *s, uint8_t *pkt, size_t *len, size_t nmsgs, const uint
             taken[ntaken++] = b;
         }
     }
-out:
+out:;
     size_t others = cluster_n(s) - (s->self->status == SWIM_ALIVE);
     for (size_t i = 0; i < ntaken; i++) {
         bcast *b = taken[i];
