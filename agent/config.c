@@ -36,6 +36,87 @@ static void zero_lazily(void *p, size_t n)
     }
 }
 
+/* Bounds of the audit settings: a value outside is refused, never clamped. */
+static const struct audit_key {
+    const char *name; /* after "audit-" */
+    const char *env;
+    uint64_t min, max;
+} audit_keys[] = {
+    {"durable", "HMS_AUDIT_DURABLE", 0, 1},
+    {"seal-entries", "HMS_AUDIT_SEAL_ENTRIES", 1, 1000000},
+    {"seal-ms", "HMS_AUDIT_SEAL_MS", 10, 3600000},
+    {"replicas", "HMS_AUDIT_REPLICAS", 1, 16},
+    {"commit-us", "HMS_AUDIT_COMMIT_US", 0, 1000000},
+    {"retain-s", "HMS_AUDIT_RETAIN_S", 0, UINT64_MAX},
+    {"retain-bytes", "HMS_AUDIT_RETAIN_BYTES", 0, UINT64_MAX},
+};
+
+static const struct audit_key *audit_key_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(audit_keys) / sizeof(audit_keys[0]); i++)
+        if (strcmp(audit_keys[i].name, name) == 0)
+            return &audit_keys[i];
+    return NULL;
+}
+
+/* Sets audit setting name (without "audit-") from v. 0, -ENOENT for an
+ * unknown name, or -EINVAL with a message. */
+static int set_audit(hms_config *c, const char *name, const char *v, char *err, size_t errlen)
+{
+    const struct audit_key *k = audit_key_find(name);
+    if (!k)
+        return -ENOENT;
+    uint64_t x;
+    if (strcmp(name, "durable") == 0) {
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
+            x = 1;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
+            x = 0;
+        else {
+            snprintf(err, errlen, "invalid --audit-durable '%s': expected true or false", v);
+            return -EINVAL;
+        }
+    } else {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-' || errno || n < k->min || n > k->max) {
+            snprintf(err, errlen, "invalid --audit-%s '%s': expected an integer from %llu to %llu",
+                     name, v, (unsigned long long)k->min, (unsigned long long)k->max);
+            return -EINVAL;
+        }
+        x = n;
+    }
+    hms_config_audit *a = &c->audit;
+    if (strcmp(name, "durable") == 0)
+        a->durable = x != 0;
+    else if (strcmp(name, "seal-entries") == 0)
+        a->seal_entries = (uint32_t)x;
+    else if (strcmp(name, "seal-ms") == 0)
+        a->seal_ms = (uint32_t)x;
+    else if (strcmp(name, "replicas") == 0)
+        a->replicas = (uint32_t)x;
+    else if (strcmp(name, "commit-us") == 0)
+        a->commit_us = (uint32_t)x;
+    else if (strcmp(name, "retain-s") == 0)
+        a->retain_s = x;
+    else
+        a->retain_bytes = x;
+    return 0;
+}
+
+/* The HMS_AUDIT_* variables: a bad value is ignored with a warning (the
+ * logger is not set up yet), as before the settings had flags. */
+static void audit_from_env(hms_config *c)
+{
+    for (size_t i = 0; i < sizeof(audit_keys) / sizeof(audit_keys[0]); i++) {
+        const char *v = getenv(audit_keys[i].env);
+        char why[160];
+        if (v && v[0] && set_audit(c, audit_keys[i].name, v, why, sizeof(why)) < 0)
+            fprintf(stderr, "warning: ignoring %s: %s\n", audit_keys[i].env, why);
+    }
+}
+
 void hms_config_defaults(hms_config *c)
 {
     zero_lazily(c, sizeof(*c));
@@ -51,6 +132,10 @@ void hms_config_defaults(hms_config *c)
     c->log_level = HMS_LOG_INFO;
     c->log_format = HMS_LOG_TEXT;
     c->admin_gid = -1;
+    c->audit.seal_entries = 4096;
+    c->audit.seal_ms = 1000;
+    c->audit.replicas = 3;
+    audit_from_env(c);
 }
 
 void hms_config_usage(FILE *f)
@@ -72,6 +157,12 @@ void hms_config_usage(FILE *f)
             "  --node-key FILE        this node's secret key (default DATA_DIR/node.key)\n"
             "  --admin-group GROUP    members of GROUP may run admin operations\n"
             "  --services-dir DIR     service definition files (*.json), read again on SIGHUP\n"
+            "  --http-helper PATH     program that runs HTTP checks (default: hms-http beside\n"
+            "                         hms-agent)\n"
+            "  --audit-durable true|false  socket appends wait for fsync (default false)\n"
+            "  --audit-replicas N     copies of each own segment held by others (default 3)\n"
+            "  --audit-seal-entries N, --audit-seal-ms N, --audit-commit-us N,\n"
+            "  --audit-retain-s N, --audit-retain-bytes N   see docs/audit.md\n"
             "  --help, --version\n",
             HMS_DEFAULT_DATA_DIR, HMS_DEFAULT_SOCKET);
 }
@@ -153,6 +244,10 @@ static int apply(hms_config *c, const char *key, const char *v, char *err, size_
         return set_path(c->socket_path, sizeof(c->socket_path), "--socket path", v, err, errlen);
     } else if (strcmp(k, "services-dir") == 0) {
         return set_path(c->services_dir, sizeof(c->services_dir), "--services-dir", v, err, errlen);
+    } else if (strcmp(k, "http-helper") == 0) {
+        return set_path(c->http_helper, sizeof(c->http_helper), "--http-helper", v, err, errlen);
+    } else if (strncmp(k, "audit-", 6) == 0 && audit_key_find(k + 6)) {
+        return set_audit(c, k + 6, v, err, errlen);
     } else if (strcmp(k, "profile") == 0) {
         if (strlen(v) >= sizeof(c->profile_name) ||
             (strcmp(v, "lan") && strcmp(v, "wan") && strcmp(v, "local"))) {
@@ -208,6 +303,14 @@ static int apply(hms_config *c, const char *key, const char *v, char *err, size_
     return 0;
 }
 
+/* Keys whose value may be a JSON number (or, for audit_durable, a boolean)
+ * as well as a string. */
+static bool takes_number(const char *key)
+{
+    return strcmp(key, "admin_group") == 0 || strcmp(key, "admin-group") == 0 ||
+           strncmp(key, "audit_", 6) == 0 || strncmp(key, "audit-", 6) == 0;
+}
+
 int hms_config_load_file(hms_config *c, const char *path, char *err, size_t errlen)
 {
     json_error_t je;
@@ -245,14 +348,15 @@ int hms_config_load_file(hms_config *c, const char *path, char *err, size_t errl
         const char *s;
         if (json_is_string(v)) {
             s = json_string_value(v);
-        } else if (json_is_integer(v) && strcmp(key, "admin_group") != 0 &&
-                   strcmp(key, "admin-group") != 0) {
+        } else if (json_is_integer(v) && takes_number(key)) {
+            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+            s = num;
+        } else if (json_is_boolean(v) && takes_number(key)) {
+            s = json_is_true(v) ? "true" : "false";
+        } else if (json_is_integer(v) || json_is_boolean(v)) {
             snprintf(err, errlen, "invalid config '%s': '%s' must be a string", path, key);
             r = -EINVAL;
             goto out;
-        } else if (json_is_integer(v)) {
-            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-            s = num;
         } else {
             snprintf(err, errlen, "invalid config '%s': '%s' must be a string", path, key);
             r = -EINVAL;
@@ -280,7 +384,11 @@ static const struct option long_opts[] = {
     {"log-format", required_argument, 0, 0},   {"config", required_argument, 0, 0},
     {"ca", required_argument, 0, 0},           {"cert", required_argument, 0, 0},
     {"node-key", required_argument, 0, 0},     {"admin-group", required_argument, 0, 0},
-    {"services-dir", required_argument, 0, 0}, {"help", no_argument, 0, 'h'},
+    {"services-dir", required_argument, 0, 0}, {"http-helper", required_argument, 0, 0},
+    {"audit-durable", required_argument, 0, 0}, {"audit-replicas", required_argument, 0, 0},
+    {"audit-seal-entries", required_argument, 0, 0}, {"audit-seal-ms", required_argument, 0, 0},
+    {"audit-commit-us", required_argument, 0, 0}, {"audit-retain-s", required_argument, 0, 0},
+    {"audit-retain-bytes", required_argument, 0, 0}, {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},          {0, 0, 0, 0},
 };
 

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "agent/log.h"
@@ -19,6 +20,18 @@
 #define HMS_CONFIG_CA_MAX 8
 #define HMS_DEFAULT_SOCKET "/run/hms/agent.sock"
 #define HMS_DEFAULT_DATA_DIR "/var/lib/hms"
+
+/* Audit log settings (docs/audit.md section 7): defaults, then the
+ * HMS_AUDIT_* environment, then the config file, then flags. */
+typedef struct hms_config_audit {
+    bool durable;          /* socket appends wait for fsync by default */
+    uint32_t seal_entries; /* seal after this many entries */
+    uint32_t seal_ms;      /* seal an open segment this old */
+    uint32_t replicas;     /* copies of each own segment held by others */
+    uint32_t commit_us;    /* extra group-commit window before each fsync */
+    uint64_t retain_s;     /* delete replicated own segments older (0: never) */
+    uint64_t retain_bytes; /* ... or while the own log is larger (0: never) */
+} hms_config_audit;
 
 typedef struct hms_config {
     char node[SWIM_NAME_MAX + 1]; /* default: the host name */
@@ -40,6 +53,8 @@ typedef struct hms_config {
     long admin_gid;               /* resolved; -1 for none */
     char config_file[PATH_MAX];
     char services_dir[PATH_MAX]; /* service definition files; "" for none */
+    char http_helper[PATH_MAX];  /* "" for hms-http next to hms-agent */
+    hms_config_audit audit;
 } hms_config;
 
 /* Fills *c with the defaults. */

@@ -72,6 +72,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s\n", err);
         return 2;
     }
+    if (cfg.http_helper[0]) {
+        /* A program named on purpose must be there; the catalog's prober
+         * reads the path from the environment (agent/catalog/probe.h). */
+        if (access(cfg.http_helper, X_OK) < 0) {
+            fprintf(stderr, "error: cannot run --http-helper '%s': %s\n", cfg.http_helper,
+                    strerror(errno));
+            return 2;
+        }
+        setenv("HMS_HTTP_HELPER", cfg.http_helper, 1);
+    }
     hms_log_setup(cfg.log_level, cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
 

@@ -1,15 +1,9 @@
 /*
  * The audit subsystem inside the agent: settings, start and stop, the
- * agent's own lifecycle entries. Settings come from the environment (the
- * agent's config file is owned by the runtime):
- *   HMS_AUDIT_DURABLE=1           admin and business appends wait for fsync
- *   HMS_AUDIT_SEAL_ENTRIES=N      seal after N entries (4096)
- *   HMS_AUDIT_SEAL_MS=N           seal an open segment after N ms (1000)
- *   HMS_AUDIT_REPLICAS=N          R, copies held by others (3)
- *   HMS_AUDIT_COMMIT_US=N         group-commit window before fsync (0)
- *   HMS_AUDIT_RETAIN_S=N          keep replicated segments locally N s (0: forever)
- *   HMS_AUDIT_RETAIN_BYTES=N      ... or while the own log is under N bytes
- *   HMS_AUDIT_FAULT=op:n:err[:c]  file I/O fault injection (tests)
+ * agent's own lifecycle entries. Settings come from the agent's
+ * configuration (agent/config.h: --audit-* flags, audit_* config keys, the
+ * HMS_AUDIT_* environment); HMS_AUDIT_FAULT=op:n:err[:c] injects file I/O
+ * faults for tests (agent/audit/audit.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,20 +17,6 @@
 
 int hms_audit_ops_register(struct hms_agent *ag, hms_audit *a); /* agent/api/ops_audit.c */
 
-static uint64_t env_u64(const char *name, uint64_t dflt)
-{
-    const char *v = getenv(name);
-    if (!v || !v[0])
-        return dflt;
-    char *end;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*end) {
-        HMS_WARN("audit: ignoring %s='%s' (not a number)", name, v);
-        return dflt;
-    }
-    return x;
-}
-
 int hms_audit_start(struct hms_agent *ag, char *err, size_t errlen)
 {
     hms_audit_config cfg;
@@ -44,13 +24,17 @@ int hms_audit_start(struct hms_agent *ag, char *err, size_t errlen)
     cfg.data_dir = ag->data_dir;
     cfg.node_sk = ag->ed_sk;
     cfg.node_name = ag->name;
-    cfg.durable = env_u64("HMS_AUDIT_DURABLE", 0) != 0;
-    cfg.seal_entries = (uint32_t)env_u64("HMS_AUDIT_SEAL_ENTRIES", 4096);
-    cfg.seal_age_ms = (uint32_t)env_u64("HMS_AUDIT_SEAL_MS", 1000);
-    cfg.replicas = (uint32_t)env_u64("HMS_AUDIT_REPLICAS", 3);
-    cfg.commit_delay_us = (uint32_t)env_u64("HMS_AUDIT_COMMIT_US", 0);
-    cfg.retain_age_s = env_u64("HMS_AUDIT_RETAIN_S", 0);
-    cfg.retain_bytes = env_u64("HMS_AUDIT_RETAIN_BYTES", 0);
+    /* Without a configuration (tests), zeros: hms_audit_new's defaults. */
+    hms_config_audit set = {0};
+    if (ag->cfg)
+        set = ag->cfg->audit;
+    cfg.durable = set.durable;
+    cfg.seal_entries = set.seal_entries;
+    cfg.seal_age_ms = set.seal_ms;
+    cfg.replicas = set.replicas;
+    cfg.commit_delay_us = set.commit_us;
+    cfg.retain_age_s = set.retain_s;
+    cfg.retain_bytes = set.retain_bytes;
     hms_audit *a = NULL;
     char why[400];
     int r = hms_audit_new(ag->loop, &cfg, &a, why, sizeof(why));

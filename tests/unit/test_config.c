@@ -152,6 +152,62 @@ static void test_file(void)
     unlink(path);
 }
 
+/* Audit settings: defaults, HMS_AUDIT_* environment, file (numbers and a
+ * boolean), flags over the file, and values out of range refused. */
+static void test_audit(void)
+{
+    hms_config c;
+    char err[512];
+    CU_ASSERT_EQUAL(parse(&c, err, sizeof(err), NULL), 0);
+    CU_ASSERT_FALSE(c.audit.durable);
+    CU_ASSERT_EQUAL(c.audit.seal_entries, 4096);
+    CU_ASSERT_EQUAL(c.audit.seal_ms, 1000);
+    CU_ASSERT_EQUAL(c.audit.replicas, 3);
+    CU_ASSERT_EQUAL(c.audit.retain_bytes, 0);
+
+    setenv("HMS_AUDIT_REPLICAS", "5", 1);
+    setenv("HMS_AUDIT_SEAL_MS", "soon", 1); /* ignored with a warning */
+    FILE *saved = stderr;
+    stderr = fopen("/dev/null", "w");
+    CU_ASSERT_EQUAL(parse(&c, err, sizeof(err), NULL), 0);
+    fclose(stderr);
+    stderr = saved;
+    unsetenv("HMS_AUDIT_REPLICAS");
+    unsetenv("HMS_AUDIT_SEAL_MS");
+    CU_ASSERT_EQUAL(c.audit.replicas, 5);
+    CU_ASSERT_EQUAL(c.audit.seal_ms, 1000);
+
+    char path[] = "/tmp/hms-test-config.XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    const char *json = "{\"audit_durable\": true, \"audit_replicas\": 2, \"audit-seal-entries\": "
+                       "100, \"audit_retain_bytes\": \"1048576\", \"http_helper\": \"/opt/h\"}";
+    CU_ASSERT_EQUAL(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    CU_ASSERT_EQUAL(
+        parse(&c, err, sizeof(err), "--config", path, "--audit-replicas", "4", "--audit-seal-ms",
+              "250", NULL),
+        0);
+    CU_ASSERT_TRUE(c.audit.durable);
+    CU_ASSERT_EQUAL(c.audit.replicas, 4);
+    CU_ASSERT_EQUAL(c.audit.seal_entries, 100);
+    CU_ASSERT_EQUAL(c.audit.seal_ms, 250);
+    CU_ASSERT_EQUAL(c.audit.retain_bytes, 1048576);
+    CU_ASSERT_STRING_EQUAL(c.http_helper, "/opt/h");
+    FILE *f = fopen(path, "w");
+    fputs("{\"node\": true}", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(parse(&c, err, sizeof(err), "--config", path, NULL), -EINVAL);
+    unlink(path);
+
+    expect_error("--audit-replicas", "0", "--audit-replicas '0'");
+    expect_error("--audit-replicas", "17", "from 1 to 16");
+    expect_error("--audit-seal-ms", "-5", "--audit-seal-ms '-5'");
+    expect_error("--audit-seal-entries", "12x", "'12x'");
+    expect_error("--audit-durable", "maybe", "'maybe'");
+    expect_error("--audit-colour", "red", "'--audit-colour'");
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -162,6 +218,7 @@ int main(void)
     CU_add_test(s, "errors", test_errors);
     CU_add_test(s, "help", test_help);
     CU_add_test(s, "file", test_file);
+    CU_add_test(s, "audit", test_audit);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();
