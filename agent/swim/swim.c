@@ -162,6 +162,16 @@ static void susp_start(swim_t *s, member *m, hms_time now, const char *from)
         sp->k = n >= 2 ? (uint32_t)(n - 2) : 0;
     sp->min = swim_suspicion_min(&s->p, n);
     sp->max = swim_suspicion_max(&s->p, n);
+    if (now - m->added < HMS_MS(s->p.probe_interval_ms) * NEW_MEMBER_PERIODS) {
+        /* A member that joined moments ago is not yet known to everyone,
+         * and a member drops the sealed packets of keys it does not know:
+         * its refutation reaches fewer nodes, and accusations from members
+         * it has not heard of never reach it. A mass start, when every
+         * agent is busy, is also when probes fail for no death. Half as
+         * long again, so that a start is not where deaths are invented. */
+        sp->min += sp->min / 2;
+        sp->max += sp->max / 2;
+    }
     sp->start = now;
     sp->n = 0;
     sp->accusers[0] = hash_name(from);
@@ -224,9 +234,12 @@ void sw_set_state(swim_t *s, member *m, uint64_t inc, swim_status st, hms_time n
     s->counts[st]++;
     m->status = st;
     m->since = now;
-    /* A death, a leave and a refutation are what users and suspicion
-     * timers elsewhere wait on: they go out at once (see swim_tick). */
-    if (st == SWIM_DEAD || st == SWIM_LEFT || (st == SWIM_ALIVE && old != SWIM_ALIVE))
+    /* A death and a leave are what users wait on: they go out at once
+     * (see swim_tick), as does our own refutation (refute). Others'
+     * refutations are not: in a storm of false suspicions (a mass start on
+     * busy machines) they are many, and rounds four times as often for
+     * each fed the load that made the storm. */
+    if (st == SWIM_DEAD || st == SWIM_LEFT)
         s->urgent = m->urgent = true;
     if (old == SWIM_SUSPECT)
         suspects_del(s, m);
@@ -287,6 +300,7 @@ static member *member_add(swim_t *s, const char *name, const uint8_t *key, const
     m->inc = inc;
     m->status = SWIM_ALIVE;
     m->since = now;
+    m->added = now;
     m->idx = (uint32_t)s->nmembers;
     s->members[s->nmembers++] = m;
     htab_put_raw(&s->by_name, false, m);
@@ -1057,7 +1071,7 @@ member *sw_random_member(swim_t *s, swim_status a, swim_status b)
  * round sends no packet to a member for whom only later retransmits are
  * left, or the packets of a round would carry old news while the fresh
  * item waits for a member that lacks it. Urgent news (a death, a leave, a
- * refutation) counts until twice as many sends (urgent_due). */
+ * refutation of ours) counts until twice as many sends (urgent_due). */
 static bool round_due(swim_t *s, const uint8_t *to_key)
 {
     /* A leaving node no longer probes: rounds carry all of its leave. */
@@ -1144,6 +1158,16 @@ hms_time swim_tick(swim_t *s, hms_time now)
     }
     for (size_t i = 0; i < s->nsuspects && !s->leaving;) {
         member *m = s->suspects[i];
+        if (m->susp && now >= m->susp->deadline &&
+            now - m->susp->deadline > HMS_MS(s->p.probe_timeout_ms)) {
+            /* Found well past its time (the deadline is asked for exactly):
+             * this node was stalled (stopped, swapped out), and what
+             * reached it meanwhile, a refutation perhaps, still waits in
+             * its socket. Look at that first. */
+            m->susp->deadline = now + 2 * HMS_MS(s->p.probe_timeout_ms);
+            i++;
+            continue;
+        }
         if (m->susp && now >= m->susp->deadline) {
             sw_set_state(s, m, m->inc, SWIM_DEAD, now, s->self->name); /* removes it */
             sw_bc_state(s, m, s->self->name);
@@ -1188,13 +1212,18 @@ hms_time swim_tick(swim_t *s, hms_time now)
         probe_finish(s, now);
     if (!s->leaving && !s->probe.active && now >= s->next_probe)
         probe_start(s, now);
-    /* Gossip. Urgent news (a death, a leave, a refutation) gets a round of
-     * its own at once, and every member that hears it first does the same:
+    /* Gossip. Urgent news (a death, a leave, our own refutation) gets a
+     * round of its own at once, and every member that hears it first does the same:
      * it crosses the cluster at network speed, a few hops of a millisecond,
      * instead of a few rounds of gossip_interval (0.2-0.4 s for a death at
      * 128 members, which the slowest agents waited on). Its first
      * retransmit_mult sends go in rounds a quarter interval apart, and no
      * round comes sooner than that, so a burst of news cannot flood. */
+    if (s->urgent && s->awareness > 0) {
+        /* Lifeguard: a node missing acks may be the slow one; it does not
+         * hasten its rounds. */
+        s->urgent = false;
+    }
     if (s->urgent) {
         s->urgent = false;
         hms_time soonest = s->last_round + HMS_MS(s->p.gossip_interval_ms) / 4;
@@ -1205,7 +1234,8 @@ hms_time swim_tick(swim_t *s, hms_time now)
     if (now >= s->next_gossip) {
         gossip_round(s, now);
         s->last_round = now;
-        s->next_gossip = now + HMS_MS(s->p.gossip_interval_ms) / (urgent_due(s) ? 4 : 1);
+        s->next_gossip =
+            now + HMS_MS(s->p.gossip_interval_ms) / (urgent_due(s) && !s->awareness ? 4 : 1);
     }
     /* Push-pull with a random alive member; slower in big clusters, as
      * memberlist does, so the total sync load grows like n log n. */

@@ -36,6 +36,7 @@ _Static_assert(SWIM_KEY_LEN == GOSSIP_KEY_LEN, "key length differs from the wire
 #define WHO_RING 16 /* unknown senders recently asked who they are */
 #define JOIN_QUIET_PERIODS 20 /* after our join: no accusing members that never reached us */
 #define JOIN_DUP_STOP 3 /* copies of a join heard back before we stop passing it on */
+#define NEW_MEMBER_PERIODS 30 /* a member learned this recently gets longer suspicion */
 
 /* ---- PRNG: splitmix64 to seed xoshiro256** ------------------------------- */
 
@@ -122,6 +123,7 @@ typedef struct member {
     bool heard; /* a packet from this member reached us: it knows our key */
     bool urgent; /* the next update queued about it is urgent news */
     hms_time since;
+    hms_time added; /* when we learned of it */
     uint16_t meta_len, cert_len;
     uint8_t *meta, *cert;
     uint32_t idx; /* in s->members */
