@@ -6,9 +6,12 @@
  * segment, head prefix): when a segment is sealed here, and every 2 s
  * while anything changes (a segment sealed here, a segment of another log
  * stored here, a member joined or came back, so that it learns every head);
- * when nothing does, only every 30 s, as a safety net. Each broadcast is
- * piggybacked about 4 log10(n) times by every agent: unconditional ones
- * every 2 s were most of an idle agent's UDP traffic. So every agent knows
+ * when nothing does, only every 90-150 s (drawn anew each time, so that
+ * agents started together do not announce together), as a safety net for a
+ * lost broadcast. Each broadcast is piggybacked about 4 log10(n) times by
+ * every agent: unconditional ones every 2 s were most of an idle agent's
+ * UDP traffic, and at every 30 s they still added a third to it at 128
+ * members. So every agent knows
  * how far every log goes and who holds what.
  *
  * Replicas. The R holders of origin O's log are the top R alive members
@@ -44,7 +47,8 @@
 #define PULL_MAX_SEGS 256
 #define PULL_TIMEOUT_MS 3000
 #define BCAST_INTERVAL_MS 2000 /* while something changes */
-#define BCAST_SAFETY_MS 30000  /* when nothing does */
+#define BCAST_SAFETY_MS 90000  /* when nothing does: 90 s ... */
+#define BCAST_SAFETY_JITTER_MS 60000 /* ... to 150 s */
 #define RETENTION_MS 2000
 #define TICK_S 0.2
 #define RINFO_MAX 4096
@@ -98,6 +102,7 @@ struct audit_repl {
     rinfo **infos;
     size_t n, cap;
     uint64_t last_bcast_ms;
+    uint32_t safety_ms; /* the wait for the next safety-net broadcast */
     bool dirty; /* something changed since the last broadcast of our heads */
     bool seal_pending; /* our own log sealed a segment not yet announced */
     uint64_t last_retention_ms;
@@ -274,6 +279,7 @@ static void broadcast_head(struct audit_repl *r)
     if (hms_audit_headmsg_encode(&m, buf, sizeof(buf), &len) == 0)
         hms_agent_broadcast(r->ag, HMS_USER_AUDIT_HEAD, buf, len);
     r->last_bcast_ms = audit_mono_ms();
+    r->safety_ms = BCAST_SAFETY_MS + randombytes_uniform(BCAST_SAFETY_JITTER_MS + 1);
 }
 
 static void on_sealed(hms_audit *a, const hms_audit_seal *newest, void *ctx)
@@ -959,7 +965,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     struct audit_repl *r = t->data;
     uint64_t now = audit_mono_ms();
     bool quiet = now - r->last_bcast_ms >= RETENTION_MS;
-    if (r->last_bcast_ms == 0 || now - r->last_bcast_ms >= BCAST_SAFETY_MS ||
+    if (r->last_bcast_ms == 0 || now - r->last_bcast_ms >= r->safety_ms ||
         (r->seal_pending && now - r->last_bcast_ms >= 200) ||
         (r->dirty && now - r->last_bcast_ms >= BCAST_INTERVAL_MS))
         broadcast_head(r);
