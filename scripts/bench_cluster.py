@@ -9,18 +9,22 @@ the agents), then measures:
   detect_med_s  kill -9 of one agent until each other agent declares it
   detect_max_s  failed (dead): median and max over the observers
   false_deaths  failure events about any other agent during the run
-  vis_med_s     registration to visible everywhere, after convergence and
-  vis_max_s     before the steady window: agent 1 registers a service
+  vis_med_s     registration to visible everywhere, after the steady window:
+  vis_max_s     agent 1 registers a service
   vis_seen      (HMS-SYS: `hmsctl register svcbench`, watched on every other
                 agent by `hmsctl watch svcbench --json`; Serf: `serf tags -set
                 svcbench=1`, seen as `EventMemberUpdate: n1` in the other
                 agents' logs); median and max of (first sight - t0) over the
                 other agents (max only when all saw it) and how many saw it
-  rss_mib       resident memory per agent (median)
+  rss_mib       resident memory per agent (median), at the end of the window
+                after the registration
   pss_mib       proportional set size per agent: shared library pages divided
                 among the processes that map them (median)
-  cpu_pct       CPU per agent over a steady window (percent of one core)
+  cpu_pct       CPU per agent over a steady window, --settle seconds after
+                convergence with nothing happening (percent of one core)
   udp_pps       UDP datagrams sent per agent per second over that window
+  udp_pps_reg   the same over a window of the same length right after the
+                registration (what one change costs, with its follow-ups)
 
 Event times come from each agent's own log lines, stamped on arrival by
 `ts` (moreutils) so both systems are timed the same way. Serf runs its LAN
@@ -306,26 +310,31 @@ def measure(system, n, args):
             res["error"] = "did not converge"
             return res
         time.sleep(args.settle)
+        pids = [a.pid for a, _ in cl.procs.values()]
+        hz = os.sysconf("SC_CLK_TCK")
+
+        def window():
+            """CPU (median % of a core), UDP datagrams per agent per second."""
+            s0 = {p: proc_stat(p) for p in pids}
+            u0, w0 = udp_out(), time.time()
+            time.sleep(args.window)
+            s1 = {p: proc_stat(p) for p in pids}
+            u1, w1 = udp_out(), time.time()
+            cpu = [(s1[p][0] - s0[p][0]) / hz / (w1 - w0) * 100 for p in pids if s0[p] and s1[p]]
+            return s1, round(statistics.median(cpu), 2), round((u1 - u0) / (w1 - w0) / n, 2)
+
+        # steady window, the cluster idle: CPU and UDP datagrams
+        _, res["cpu_pct"], res["udp_pps"] = window()
         # registration to visible everywhere
         vis = visibility(cl, args)
         if vis:
             res["vis_med_s"] = round(statistics.median(vis.values()), 3)
             res["vis_max_s"] = round(max(vis.values()), 3) if len(vis) == n - 1 else None
         res["vis_seen"] = f"{len(vis)}/{n - 1}"
-        # steady window: CPU, RSS, UDP datagrams
-        pids = [a.pid for a, _ in cl.procs.values()]
-        s0 = {p: proc_stat(p) for p in pids}
-        u0, w0 = udp_out(), time.time()
-        time.sleep(args.window)
-        s1 = {p: proc_stat(p) for p in pids}
-        u1, w1 = udp_out(), time.time()
-        hz = os.sysconf("SC_CLK_TCK")
-        cpu = [(s1[p][0] - s0[p][0]) / hz / (w1 - w0) * 100 for p in pids if s0[p] and s1[p]]
-        rss = [s1[p][1] / 1024 for p in pids if s1[p]]
-        res["cpu_pct"] = round(statistics.median(cpu), 2)
-        res["rss_mib"] = round(statistics.median(rss), 2)
+        # the window after the registration (what it costs), then memory
+        s1, _, res["udp_pps_reg"] = window()
+        res["rss_mib"] = round(statistics.median([s1[p][1] / 1024 for p in pids if s1[p]]), 2)
         res["pss_mib"] = round(statistics.median([s1[p][2] / 1024 for p in pids if s1[p]]), 2)
-        res["udp_pps"] = round((u1 - u0) / (w1 - w0) / n, 2)
         # failure detection
         victim = n
         vname = cl.name(victim)
@@ -382,7 +391,7 @@ def main():
             print(json.dumps(r), file=sys.stderr, flush=True)
             results.append(r)
     cols = ["system", "n", "converge_s", "detect_med_s", "detect_max_s", "detected_by",
-            "false_deaths", "vis_med_s", "vis_max_s", "vis_seen", "rss_mib", "pss_mib", "cpu_pct", "udp_pps"]
+            "false_deaths", "vis_med_s", "vis_max_s", "vis_seen", "rss_mib", "pss_mib", "cpu_pct", "udp_pps", "udp_pps_reg"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in results:
