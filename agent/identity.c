@@ -36,10 +36,12 @@ static void on_revoked(void *ctx, const uint8_t ed_pk[32])
         hms_sealer_forget(a->sealer, ed_pk);
     if (a->chan)
         hms_chan_close_peer(a->chan, ed_pk);
-    if (a->swim) {
+    /* Not sent from here: add_revocation queues the record first, so that
+     * the death and the record leave in the same packets. A death that
+     * arrived alone would be refuted by the revoked node before the record
+     * reached the member that listed it dead. */
+    if (a->swim)
         swim_expel(a->swim, hms_agent_now(a), ed_pk);
-        hms_agent_swim_flush(a);
-    }
 }
 
 /* Stores and applies a record; gossips it on when it was new to us. */
@@ -51,8 +53,10 @@ static int add_revocation(hms_agent *a, const uint8_t *rec, size_t len, bool *is
     if (*is_new) {
         HMS_INFO("trust: revocation record accepted (%zu known)",
                  hms_trust_revocation_count(a->trust));
-        if (a->swim)
+        if (a->swim) {
             hms_agent_broadcast(a, HMS_USER_REVOCATION, rec, len);
+            hms_agent_swim_flush(a);
+        }
         if (hms_trust_self_revoked(a->trust))
             HMS_ERROR("trust: this node's own certificate is revoked; peers will refuse it");
     }
