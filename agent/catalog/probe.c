@@ -344,6 +344,17 @@ static void child_exec(const char *path, int sock, int errfd, pid_t parent)
 static void helper_rio_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void helper_wio_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+/* The reason of a failed start, for the checks that fail meanwhile. A path
+ * too long for the check output gives way to the errno text. */
+static void start_failed(cat_prober *p, const char *path, int rc)
+{
+    int n = snprintf(p->start_err, sizeof(p->start_err), "cannot start '%s': %s", path,
+                     strerror(-rc));
+    if (n < 0 || (size_t)n >= sizeof(p->start_err))
+        snprintf(p->start_err, sizeof(p->start_err), "cannot start the http helper: %s",
+                 strerror(-rc));
+}
+
 /* DOWN -> UP. 0, or a negative errno with the reason in p->start_err. */
 static int helper_start(cat_prober *p)
 {
@@ -358,7 +369,7 @@ static int helper_start(cat_prober *p)
         (sv[0] = high_fd(sv[0])) < 0 || (sv[1] = high_fd(sv[1])) < 0 ||
         (ep[1] = high_fd(ep[1])) < 0) {
         rc = -errno;
-        snprintf(p->start_err, sizeof(p->start_err), "cannot start '%s': %s", path, strerror(-rc));
+        start_failed(p, path, rc);
         goto fail;
     }
     pid_t parent = getpid();
@@ -367,7 +378,7 @@ static int helper_start(cat_prober *p)
         child_exec(path, sv[1], ep[1], parent);
     if (pid < 0) {
         rc = -errno;
-        snprintf(p->start_err, sizeof(p->start_err), "cannot start '%s': %s", path, strerror(-rc));
+        start_failed(p, path, rc);
         goto fail;
     }
     close(sv[1]);
@@ -386,7 +397,7 @@ static int helper_start(cat_prober *p)
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         rc = -(n == sizeof(err) && err > 0 ? err : EIO);
-        snprintf(p->start_err, sizeof(p->start_err), "cannot start '%s': %s", path, strerror(-rc));
+        start_failed(p, path, rc);
         goto fail;
     }
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
